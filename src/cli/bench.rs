@@ -1,0 +1,157 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use imgsim::bench::{self, Figures, PeerRequest};
+use imgsim::models::{find, Family, Model, WeightsSource};
+use serde::{Deserialize, Serialize};
+
+use super::{print_json, Outcome};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Images/s of the model alone (batch 1 and --batch-size) and end to end over --images,
+    /// beside PyTorch + transformers on the same machine (--peer).
+    Embed(EmbedBenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EmbedBenchArgs {
+    /// Models to measure (repeat the flag).
+    #[arg(long = "model", short = 'm', default_values_t = ["clip-vit-b32".to_string(), "dinov2-base".to_string()])]
+    models: Vec<String>,
+    /// Build the real architecture with random weights (same work, no download needed).
+    #[arg(long)]
+    random_weights: bool,
+    /// A folder of images for the end-to-end run (read, decode, preprocess, embed).
+    #[arg(long, value_name = "DIR")]
+    images: Option<PathBuf>,
+    /// The larger batch size measured beside batch 1.
+    #[arg(long, default_value_t = imgsim::embed::DEFAULT_BATCH_SIZE)]
+    batch_size: usize,
+    /// Seconds spent on each model-only measurement.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Also run the PyTorch peer script (bench/peer_torch.py) with the same threads.
+    #[arg(long)]
+    peer: bool,
+    /// The Python that has torch and transformers, for --peer.
+    #[arg(long, env = "IMGSIM_PYTHON", default_value = "python3")]
+    python: String,
+    /// The peer script.
+    #[arg(long, default_value = "bench/peer_torch.py")]
+    peer_script: PathBuf,
+    #[arg(long, value_enum, default_value_t = imgsim::device::DeviceChoice::Auto)]
+    device: imgsim::device::DeviceChoice,
+    /// One JSON line per model.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BenchLine {
+    pub model: String,
+    pub random_weights: bool,
+    pub device: String,
+    pub threads: usize,
+    pub imgsim: Figures,
+    pub pytorch: Option<Figures>,
+    pub peer_error: Option<String>,
+}
+
+pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
+    let BenchCommand::Embed(args) = command;
+    let device = imgsim::device::select(args.device)?;
+    let threads = candle_core::utils::get_num_threads();
+    let paths = match &args.images {
+        Some(dir) => bench::image_files(dir)?,
+        None => Vec::new(),
+    };
+    if args.images.is_some() && paths.is_empty() {
+        anyhow::bail!("no images in {}", args.images.as_ref().unwrap().display());
+    }
+    let budget = Duration::from_secs_f64(args.seconds);
+    let batch_sizes = if args.batch_size == 1 { vec![1] } else { vec![1, args.batch_size] };
+    if !args.json {
+        println!(
+            "imgsim bench embed: device {}, {threads} threads{}",
+            imgsim::device::describe(&device),
+            if args.random_weights { ", RANDOM weights of the real architectures (same work)" } else { "" }
+        );
+    }
+    for name in &args.models {
+        let spec = find(name)?;
+        let source = if args.random_weights { WeightsSource::Random(spec) } else { WeightsSource::Hub(spec) };
+        let model = Model::load(&source, None, &device)?;
+        let embedder = imgsim::embed::Embedder::new(model, device.clone()).batch_size(args.batch_size);
+        let model_only = batch_sizes
+            .iter()
+            .map(|&b| bench::model_only(&embedder, b, budget))
+            .collect::<Result<Vec<_>, _>>()?;
+        let end_to_end = if paths.is_empty() { None } else { Some(bench::end_to_end(&embedder, &paths)?) };
+        let ours = Figures { model_only, end_to_end };
+        let (pytorch, peer_error) = if args.peer {
+            let family = match spec.family {
+                Family::Clip => "clip",
+                Family::Dinov2 => "dinov2",
+            };
+            match bench::run_peer(&PeerRequest {
+                python: &args.python,
+                script: &args.peer_script,
+                family,
+                architecture: &spec.architecture,
+                images: args.images.as_deref(),
+                batch_sizes: &batch_sizes,
+                threads,
+                seconds: args.seconds,
+            }) {
+                Ok(f) => (Some(f), None),
+                Err(e) => (None, Some(e)),
+            }
+        } else {
+            (None, None)
+        };
+        let line = BenchLine {
+            model: spec.name.clone(),
+            random_weights: args.random_weights,
+            device: imgsim::device::describe(&device).into(),
+            threads,
+            imgsim: ours,
+            pytorch,
+            peer_error,
+        };
+        if args.json {
+            print_json(&line);
+        } else {
+            print_table(&line);
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+fn print_table(line: &BenchLine) {
+    println!("\n{}", line.model);
+    println!("  {:<34} {:>10} {:>10} {:>7}", "images/s", "imgsim", "PyTorch", "ratio");
+    let row = |label: String, ours: f64, theirs: Option<f64>| {
+        let (t, r) = match theirs {
+            Some(t) => (format!("{t:.2}"), format!("{:.2}x", ours / t)),
+            None => ("-".into(), "-".into()),
+        };
+        println!("  {label:<34} {ours:>10.2} {t:>10} {r:>7}");
+    };
+    for m in &line.imgsim.model_only {
+        let theirs = line.pytorch.as_ref().and_then(|p| {
+            p.model_only.iter().find(|x| x.batch_size == m.batch_size).map(|x| x.images_per_s)
+        });
+        row(format!("model only, batch {}", m.batch_size), m.images_per_s, theirs);
+    }
+    if let Some(e) = &line.imgsim.end_to_end {
+        let theirs = line.pytorch.as_ref().and_then(|p| p.end_to_end.as_ref()).map(|x| x.images_per_s);
+        row(format!("end to end, {} files", e.images), e.images_per_s, theirs);
+        if e.failed > 0 {
+            println!("  ({} files failed to decode)", e.failed);
+        }
+    }
+    if let Some(err) = &line.peer_error {
+        println!("  PyTorch peer not measured: {err}");
+    }
+}

@@ -1,0 +1,100 @@
+use imgsim::models::{find, registry, ModelSpec};
+use imgsim::weights;
+use serde::{Deserialize, Serialize};
+
+use super::{print_json, Outcome};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ModelsCommand {
+    /// Every supported model: dimension, download size, and whether its weights are local.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a model's weights into the Hugging Face cache (at its pinned revision).
+    Fetch {
+        /// Model names or aliases.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ModelLine {
+    pub name: String,
+    pub aliases: Vec<String>,
+    pub family: String,
+    pub dim: usize,
+    pub weights_mb: u64,
+    pub repo: String,
+    pub revision: String,
+    pub pooling: String,
+    pub local: bool,
+    pub path: Option<String>,
+}
+
+fn line(spec: &ModelSpec) -> ModelLine {
+    let cached = weights::cached(spec).ok();
+    ModelLine {
+        name: spec.name.clone(),
+        aliases: spec.aliases.clone(),
+        family: format!("{:?}", spec.family).to_lowercase(),
+        dim: spec.dim,
+        weights_mb: spec.weights_mb,
+        repo: spec.repo.clone(),
+        revision: spec.revision.clone(),
+        pooling: format!("{:?}", spec.pooling).to_lowercase(),
+        local: cached.is_some(),
+        path: cached.map(|f| f.weights.display().to_string()),
+    }
+}
+
+pub fn run(command: ModelsCommand) -> anyhow::Result<Outcome> {
+    match command {
+        ModelsCommand::List { json } => {
+            let lines: Vec<ModelLine> = registry().iter().map(line).collect();
+            if json {
+                lines.iter().for_each(print_json);
+            } else {
+                println!(
+                    "{:<14} {:<8} {:>5} {:>8}  {:<6} SOURCE",
+                    "MODEL", "ALIAS", "DIM", "SIZE", "LOCAL"
+                );
+                for l in &lines {
+                    println!(
+                        "{:<14} {:<8} {:>5} {:>5} MB  {:<6} {}@{}",
+                        l.name,
+                        l.aliases.join(","),
+                        l.dim,
+                        l.weights_mb,
+                        if l.local { "yes" } else { "no" },
+                        l.repo,
+                        short(&l.revision)
+                    );
+                }
+                println!("\nHugging Face cache: {}", weights::cache_dir().display());
+            }
+            Ok(Outcome::Done)
+        }
+        ModelsCommand::Fetch { names } => {
+            for name in names {
+                let spec = find(&name)?;
+                eprintln!(
+                    "imgsim: fetching {} ({} MB) from {}@{}",
+                    spec.name, spec.weights_mb, spec.repo, spec.revision
+                );
+                let files = weights::fetch(spec)?;
+                println!("{}\t{}", spec.name, files.weights.display());
+            }
+            Ok(Outcome::Done)
+        }
+    }
+}
+
+fn short(revision: &str) -> &str {
+    if revision.len() == 40 {
+        &revision[..12]
+    } else {
+        revision
+    }
+}

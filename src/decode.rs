@@ -1,0 +1,224 @@
+//! File bytes -> upright 8-bit RGB pixels, the way PIL's `Image.open(..).convert("RGB")` does it,
+//! plus EXIF orientation (which the reference does not apply: see README).
+
+use std::io::Cursor;
+use std::path::Path;
+
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
+
+use crate::error::DecodeError;
+
+/// The largest image accepted: twice PIL's `MAX_IMAGE_PIXELS`, which is where PIL itself refuses
+/// an image as a decompression bomb. A 48 MP camera photo is well inside it.
+pub const MAX_PIXELS: u64 = 2 * 89_478_485;
+
+/// Decoders may allocate this much while decoding one image (16-bit RGBA at the pixel limit).
+const MAX_DECODE_ALLOC: u64 = MAX_PIXELS * 8 + (64 << 20);
+
+/// Reads and decodes one image file.
+pub fn decode_file(path: &Path) -> Result<RgbImage, DecodeError> {
+    let bytes = std::fs::read(path)?;
+    decode_bytes(&bytes)
+}
+
+/// Decodes an in-memory image: the first frame of an animation, converted to RGB, turned upright.
+pub fn decode_bytes(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(DecodeError::Io)?;
+    let Some(reader_format) = reader.format() else {
+        return Err(DecodeError::UnknownFormat);
+    };
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(MAX_DECODE_ALLOC);
+    reader.limits(limits);
+
+    let mut decoder = reader.into_decoder().map_err(image_error)?;
+    let (width, height) = decoder.dimensions();
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels == 0 {
+        return Err(DecodeError::Empty { width, height });
+    }
+    if pixels > MAX_PIXELS {
+        return Err(DecodeError::TooLarge {
+            width,
+            height,
+            pixels,
+            limit: MAX_PIXELS,
+        });
+    }
+    // A broken EXIF block should not cost the photo: fall back to "as stored".
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let decoded = DynamicImage::from_decoder(decoder).map_err(image_error)?;
+    // The JPEG decoder fills a truncated scan with grey instead of failing; PIL refuses it.
+    if reader_format == image::ImageFormat::Jpeg && !jpeg_has_end_marker(bytes) {
+        return Err(DecodeError::Corrupt("JPEG data ends before the image does".into()));
+    }
+    let mut rgb = DynamicImage::ImageRgb8(to_rgb8(decoded));
+    rgb.apply_orientation(orientation);
+    Ok(rgb.into_rgb8())
+}
+
+/// PIL's `convert("RGB")`: grey is replicated, alpha is dropped (not composited over a
+/// background), 16-bit samples keep their high byte (PIL's own 16-bit PNG unpacking).
+fn to_rgb8(image: DynamicImage) -> RgbImage {
+    match image {
+        DynamicImage::ImageRgb8(rgb) => rgb,
+        DynamicImage::ImageRgb16(_)
+        | DynamicImage::ImageRgba16(_)
+        | DynamicImage::ImageLuma16(_)
+        | DynamicImage::ImageLumaA16(_) => {
+            let rgb16 = image.into_rgb16();
+            let (w, h) = rgb16.dimensions();
+            let high_bytes = rgb16.into_raw().into_iter().map(|v| (v >> 8) as u8);
+            RgbImage::from_raw(w, h, high_bytes.collect()).expect("same dimensions")
+        }
+        // Luma, LumaA, Rgba: replicate grey and drop alpha. Float images: clamped to [0, 1].
+        other => other.into_rgb8(),
+    }
+}
+
+/// True when the end-of-image marker follows the first scan of the main image. (An EXIF
+/// thumbnail carries its own end marker, earlier in the file: skip the header segments.)
+fn jpeg_has_end_marker(bytes: &[u8]) -> bool {
+    let mut pos = 2; // after SOI
+    while pos + 4 <= bytes.len() {
+        if bytes[pos] != 0xFF {
+            return false;
+        }
+        let marker = bytes[pos + 1];
+        if marker == 0xFF {
+            pos += 1; // fill byte
+            continue;
+        }
+        let length = usize::from(u16::from_be_bytes([bytes[pos + 2], bytes[pos + 3]]));
+        if marker == 0xDA {
+            let scan = &bytes[(pos + 2 + length).min(bytes.len())..];
+            return scan.windows(2).rev().any(|w| w == [0xFF, 0xD9]);
+        }
+        pos += 2 + length;
+    }
+    false
+}
+
+fn image_error(err: image::ImageError) -> DecodeError {
+    match err {
+        image::ImageError::IoError(e) => DecodeError::Corrupt(e.to_string()),
+        image::ImageError::Limits(e) => DecodeError::Corrupt(format!("decoder limit reached: {e}")),
+        image::ImageError::Unsupported(e) => DecodeError::Corrupt(format!("unsupported: {e}")),
+        other => DecodeError::Corrupt(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{GrayImage, ImageFormat, Luma, Rgba, RgbaImage};
+
+    fn encode(image: DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        image.write_to(&mut Cursor::new(&mut bytes), format).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn grey_is_replicated_and_alpha_dropped() {
+        let grey = GrayImage::from_pixel(3, 2, Luma([77]));
+        let rgb = decode_bytes(&encode(grey.into(), ImageFormat::Png)).unwrap();
+        assert_eq!(rgb.get_pixel(2, 1).0, [77, 77, 77]);
+
+        // Fully transparent red stays red: PIL drops alpha, it does not composite.
+        let rgba = RgbaImage::from_pixel(2, 2, Rgba([200, 10, 20, 0]));
+        let rgb = decode_bytes(&encode(rgba.into(), ImageFormat::Png)).unwrap();
+        assert_eq!(rgb.get_pixel(0, 0).0, [200, 10, 20]);
+    }
+
+    #[test]
+    fn not_an_image_is_a_clear_error() {
+        let err = decode_bytes(b"hello, this is text").unwrap_err();
+        assert!(matches!(err, DecodeError::UnknownFormat), "{err}");
+    }
+
+    #[test]
+    fn truncated_png_is_an_error_not_a_panic() {
+        let grey = GrayImage::from_fn(64, 64, |x, y| Luma([(x * 7 + y * 3) as u8]));
+        let bytes = encode(grey.into(), ImageFormat::Png);
+        let err = decode_bytes(&bytes[..bytes.len() / 2]).unwrap_err();
+        assert!(matches!(err, DecodeError::Corrupt(_)), "{err}");
+    }
+
+    #[test]
+    fn truncated_jpeg_is_an_error_but_a_complete_one_is_not() {
+        let photo = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 4, y as u8 * 5, 90]));
+        let jpeg = encode(DynamicImage::ImageRgb8(photo), ImageFormat::Jpeg);
+        assert!(decode_bytes(&jpeg).is_ok());
+        let err = decode_bytes(&jpeg[..jpeg.len() - 40]).unwrap_err();
+        assert!(matches!(err, DecodeError::Corrupt(_)), "{err}");
+        // Trailing bytes after the end marker (some cameras write them) are fine.
+        let mut padded = jpeg.clone();
+        padded.extend_from_slice(&[0; 100]);
+        assert!(decode_bytes(&padded).is_ok());
+    }
+
+    #[test]
+    fn decompression_bomb_is_refused_before_decoding() {
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+        ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        png.extend_from_slice(&13u32.to_be_bytes());
+        png.extend_from_slice(&ihdr);
+        png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+        // The decoder reads the header up to the first image-data chunk: give it an empty one.
+        let idat = b"IDAT\x78\x9c\x03\x00\x00\x00\x00\x01";
+        png.extend_from_slice(&8u32.to_be_bytes());
+        png.extend_from_slice(idat);
+        png.extend_from_slice(&crc32(idat).to_be_bytes());
+        let err = decode_bytes(&png).unwrap_err();
+        assert!(matches!(err, DecodeError::TooLarge { .. }), "{err}");
+    }
+
+    #[test]
+    fn exif_orientation_turns_the_photo_upright() {
+        // A 2x1 JPEG whose EXIF says "rotate 90 degrees clockwise" decodes as 1x2.
+        let wide = image::RgbImage::from_fn(32, 16, |x, _| image::Rgb([(x * 8) as u8, 0, 0]));
+        let jpeg = encode(DynamicImage::ImageRgb8(wide), ImageFormat::Jpeg);
+        let with_exif = insert_exif_orientation(&jpeg, 6);
+        let upright = decode_bytes(&with_exif).unwrap();
+        assert_eq!(upright.dimensions(), (16, 32));
+    }
+
+    /// Puts an APP1 EXIF segment holding only an orientation tag right after the SOI marker.
+    fn insert_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+        let mut tiff = b"MM\x00\x2a\x00\x00\x00\x08".to_vec();
+        tiff.extend_from_slice(&1u16.to_be_bytes()); // one IFD entry
+        tiff.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
+        tiff.extend_from_slice(&3u16.to_be_bytes()); // SHORT
+        tiff.extend_from_slice(&1u32.to_be_bytes());
+        tiff.extend_from_slice(&orientation.to_be_bytes());
+        tiff.extend_from_slice(&[0, 0]);
+        tiff.extend_from_slice(&0u32.to_be_bytes()); // no next IFD
+        let mut app1 = b"Exif\x00\x00".to_vec();
+        app1.extend_from_slice(&tiff);
+        let mut out = jpeg[..2].to_vec();
+        out.extend_from_slice(&[0xFF, 0xE1]);
+        out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+        out.extend_from_slice(&app1);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &byte in data {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+}

@@ -1,0 +1,195 @@
+//! Images -> L2-normalised embeddings. Decoding and preprocessing run on worker threads while
+//! the model embeds the previous batch; results come back in input order through a callback,
+//! so that callers (the CLI, later the indexer) draw progress and report errors themselves.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use candle_core::{Device, Tensor};
+use image::RgbImage;
+
+use crate::decode;
+use crate::error::{Error, Result};
+use crate::models::Model;
+
+/// The default number of images per forward pass.
+pub const DEFAULT_BATCH_SIZE: usize = 16;
+
+/// One image, preprocessed: planar `3 x side x side` floats.
+struct Prepared {
+    side: usize,
+    pixels: Vec<f32>,
+}
+
+pub struct Embedder {
+    model: Model,
+    device: Device,
+    batch_size: usize,
+    decode_threads: usize,
+}
+
+impl Embedder {
+    pub fn new(model: Model, device: Device) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self {
+            model,
+            device,
+            batch_size: DEFAULT_BATCH_SIZE,
+            decode_threads: (cores / 2).max(1),
+        }
+    }
+
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n.max(1);
+        self
+    }
+
+    pub fn decode_threads(mut self, n: usize) -> Self {
+        self.decode_threads = n.max(1);
+        self
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Embeds one decoded image.
+    pub fn embed_image(&self, image: &RgbImage) -> Result<Vec<f32>> {
+        let prepared = self.prepare_image(image)?;
+        Ok(self.run_batch(&[prepared])?.remove(0))
+    }
+
+    /// Embeds ready-made pixel values `[B, 3, H, W]` (as the reference processor makes them).
+    pub fn embed_pixel_values(&self, pixel_values: &Tensor) -> Result<Vec<Vec<f32>>> {
+        let pixel_values = pixel_values.to_device(&self.device)?;
+        l2_normalize_rows(&self.model.forward(&pixel_values)?)
+    }
+
+    /// Embeds files, calling `on_result(index, result)` once per file, in input order. A file
+    /// that cannot be decoded yields its error there and the others go on; a failure of the
+    /// model itself ends the run with an error.
+    pub fn embed_files(
+        &self,
+        paths: &[PathBuf],
+        mut on_result: impl FnMut(usize, Result<Vec<f32>>),
+    ) -> Result<()> {
+        let next_path = AtomicUsize::new(0);
+        let (tx, rx) = crossbeam_channel::bounded::<(usize, Result<Prepared>)>(self.batch_size * 2);
+        std::thread::scope(|scope| {
+            for _ in 0..self.decode_threads.min(paths.len()) {
+                let tx = tx.clone();
+                let next_path = &next_path;
+                scope.spawn(move || loop {
+                    let i = next_path.fetch_add(1, Ordering::Relaxed);
+                    let Some(path) = paths.get(i) else { break };
+                    if tx.send((i, self.prepare_file(path))).is_err() {
+                        break; // the consumer stopped
+                    }
+                });
+            }
+            drop(tx);
+
+            // Results arrive out of order from the workers; release them in order.
+            let mut arrived = BTreeMap::new();
+            let mut next_in_order = 0;
+            let mut batch: Vec<(usize, Prepared)> = Vec::new();
+            let mut failed: Vec<(usize, Error)> = Vec::new();
+            let mut flush = |batch: &mut Vec<(usize, Prepared)>,
+                             failed: &mut Vec<(usize, Error)>|
+             -> Result<()> {
+                let mut out: Vec<(usize, Result<Vec<f32>>)> =
+                    failed.drain(..).map(|(i, e)| (i, Err(e))).collect();
+                if !batch.is_empty() {
+                    let (indices, prepared): (Vec<usize>, Vec<Prepared>) = batch.drain(..).unzip();
+                    let vectors = self.run_batch(&prepared)?;
+                    out.extend(indices.into_iter().zip(vectors.into_iter().map(Ok)));
+                }
+                out.sort_by_key(|(i, _)| *i);
+                for (i, r) in out {
+                    on_result(i, r);
+                }
+                Ok(())
+            };
+            for (i, prepared) in rx.iter() {
+                arrived.insert(i, prepared);
+                while let Some(prepared) = arrived.remove(&next_in_order) {
+                    next_in_order += 1;
+                    match prepared {
+                        Err(e) => {
+                            failed.push((next_in_order - 1, e));
+                            if batch.is_empty() {
+                                flush(&mut batch, &mut failed)?;
+                            }
+                        }
+                        Ok(p) => {
+                            // Only same-sized inputs stack into one tensor.
+                            if batch.first().is_some_and(|(_, b)| b.side != p.side) {
+                                flush(&mut batch, &mut failed)?;
+                            }
+                            batch.push((next_in_order - 1, p));
+                            if batch.len() >= self.batch_size {
+                                flush(&mut batch, &mut failed)?;
+                            }
+                        }
+                    }
+                }
+            }
+            flush(&mut batch, &mut failed)
+        })
+    }
+
+    fn prepare_file(&self, path: &Path) -> Result<Prepared> {
+        let image = decode::decode_file(path).map_err(|source| Error::Decode {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.prepare_image(&image)
+    }
+
+    fn prepare_image(&self, image: &RgbImage) -> Result<Prepared> {
+        let cropped = self.model.preprocess.resize_and_crop(image);
+        let (w, h) = cropped.dimensions();
+        if w != h {
+            return Err(Error::Unsupported(format!(
+                "model input must be square, got {w}x{h}: the preprocessing has no center crop"
+            )));
+        }
+        Ok(Prepared {
+            side: w as usize,
+            pixels: self.model.preprocess.normalize(&cropped),
+        })
+    }
+
+    fn run_batch(&self, batch: &[Prepared]) -> Result<Vec<Vec<f32>>> {
+        let side = batch[0].side;
+        let mut flat = Vec::with_capacity(batch.len() * 3 * side * side);
+        for p in batch {
+            flat.extend_from_slice(&p.pixels);
+        }
+        let pixel_values = Tensor::from_vec(flat, (batch.len(), 3, side, side), &self.device)?;
+        l2_normalize_rows(&self.model.forward(&pixel_values)?)
+    }
+}
+
+/// `torch.nn.functional.normalize(x, dim=-1)`: divide by the L2 norm, at least 1e-12.
+fn l2_normalize_rows(embeddings: &Tensor) -> Result<Vec<Vec<f32>>> {
+    let rows: Vec<Vec<f32>> = embeddings.to_device(&Device::Cpu)?.to_dtype(candle_core::DType::F32)?.to_vec2()?;
+    Ok(rows
+        .into_iter()
+        .map(|mut v| {
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+            v.iter_mut().for_each(|x| *x /= norm);
+            v
+        })
+        .collect())
+}
+
+/// Cosine similarity of two L2-normalised vectors.
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}

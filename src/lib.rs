@@ -1,0 +1,17 @@
+//! imgsim: local image-similarity search with CLIP and DINOv2.
+//!
+//! The modules follow the data flow: `decode` (file -> pixels), `resize` (PIL's resampling), `preprocess` (pixels -> model
+//! input), `models` (registry, weights, networks), `embed` (the batched pipeline).
+//! `bench` measures it. See ARCHITECTURE.md.
+
+pub mod bench;
+pub mod decode;
+pub mod device;
+pub mod embed;
+pub mod error;
+pub mod models;
+pub mod preprocess;
+pub mod resize;
+pub mod weights;
+
+pub use error::{DecodeError, Error, Result};

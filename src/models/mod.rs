@@ -1,0 +1,318 @@
+//! The model registry (`models/*.toml`, one file per supported model) and model loading:
+//! a registry name, a `--model-dir`, or the real architecture with random weights.
+
+pub mod clip;
+pub mod dinov2;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::preprocess::Preprocess;
+use crate::weights::{self, ModelFiles};
+use clip::{Clip, ClipConfig};
+use dinov2::{Dinov2, Dinov2Config, Dinov2Pooling};
+
+/// The registry files, compiled in so that the binary needs nothing beside it.
+const REGISTRY_FILES: &[(&str, &str)] = &[
+    ("clip-vit-b32.toml", include_str!("../../models/clip-vit-b32.toml")),
+    ("clip-vit-l14.toml", include_str!("../../models/clip-vit-l14.toml")),
+    ("dinov2-small.toml", include_str!("../../models/dinov2-small.toml")),
+    ("dinov2-base.toml", include_str!("../../models/dinov2-base.toml")),
+    ("dinov2-large.toml", include_str!("../../models/dinov2-large.toml")),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Clip,
+    Dinov2,
+}
+
+/// How the network's output becomes one vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// CLIP: `visual_projection` of the normed CLS token (`get_image_features`).
+    Projection,
+    /// DINOv2: mean of `last_hidden_state` over all tokens, CLS included.
+    Mean,
+    /// DINOv2: the normed CLS token (`pooler_output`).
+    Cls,
+}
+
+/// One registry entry: a file in `models/`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ModelSpec {
+    pub name: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub family: Family,
+    pub repo: String,
+    pub revision: String,
+    pub dim: usize,
+    pub weights_mb: u64,
+    pub pooling: Pooling,
+    pub preprocess: Preprocess,
+    /// The network's shape (the `config.json` fields), used with `--random-weights`.
+    pub architecture: serde_json::Value,
+}
+
+/// Every supported model, in registry order.
+pub fn registry() -> &'static [ModelSpec] {
+    static REGISTRY: OnceLock<Vec<ModelSpec>> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        REGISTRY_FILES
+            .iter()
+            .map(|(file, text)| {
+                toml::from_str(text).unwrap_or_else(|e| panic!("models/{file} is invalid: {e}"))
+            })
+            .collect()
+    })
+}
+
+/// A registry model by name or alias (`clip`, `dinov2`), case-insensitively.
+pub fn find(name: &str) -> Result<&'static ModelSpec> {
+    let wanted = name.trim().to_ascii_lowercase();
+    registry()
+        .iter()
+        .find(|m| m.name == wanted || m.aliases.iter().any(|a| *a == wanted))
+        .ok_or_else(|| Error::UnknownModel {
+            name: name.to_string(),
+            known: registry()
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+/// Where the weights of a model come from.
+#[derive(Debug, Clone)]
+pub enum WeightsSource {
+    /// A registry model, from the Hugging Face cache or the hub.
+    Hub(&'static ModelSpec),
+    /// A directory in Hugging Face layout, read entirely from its own files.
+    Dir(PathBuf),
+    /// The registry model's real architecture with random weights (for benchmarks).
+    Random(&'static ModelSpec),
+}
+
+enum Network {
+    Clip(Clip),
+    Dinov2(Dinov2),
+}
+
+/// A loaded model: network, preprocessing and identity.
+pub struct Model {
+    /// Registry name, or the directory's name for `--model-dir`.
+    pub name: String,
+    pub family: Family,
+    pub pooling: Pooling,
+    pub preprocess: Preprocess,
+    pub random_weights: bool,
+    network: Network,
+}
+
+impl Model {
+    /// Loads a model. `pooling` overrides the default (DINOv2 only).
+    pub fn load(source: &WeightsSource, pooling: Option<Pooling>, device: &Device) -> Result<Self> {
+        match source {
+            WeightsSource::Hub(spec) => {
+                let files = weights::fetch(spec)?;
+                let config = read_json(&files.config)?;
+                let vb = mmap_safetensors(&files.weights, device)?;
+                let pooling = pick_pooling(spec.family, pooling.or(Some(spec.pooling)), &files.config)?;
+                let network = build(spec.family, &config, pooling, vb, true, &files.config)?;
+                Ok(Self {
+                    name: spec.name.clone(),
+                    family: spec.family,
+                    pooling,
+                    preprocess: spec.preprocess.clone(),
+                    random_weights: false,
+                    network,
+                })
+            }
+            WeightsSource::Dir(dir) => {
+                let files = ModelFiles::from_dir(dir)?;
+                let config = read_json(&files.config)?;
+                let family = family_of(&config).map_err(|reason| Error::ModelFiles {
+                    path: files.config.clone(),
+                    reason,
+                })?;
+                let preprocess = Preprocess::from_hf_file(files.preprocessor.as_deref().expect("dir"))?;
+                let vb = mmap_safetensors(&files.weights, device)?;
+                let pooling = pick_pooling(family, pooling, &files.config)?;
+                let network = build(family, &config, pooling, vb, true, &files.config)?;
+                Ok(Self {
+                    name: dir_label(dir),
+                    family,
+                    pooling,
+                    preprocess,
+                    random_weights: false,
+                    network,
+                })
+            }
+            WeightsSource::Random(spec) => {
+                let varmap = VarMap::new();
+                let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+                let pooling = pick_pooling(spec.family, pooling.or(Some(spec.pooling)), Path::new(""))?;
+                let config = match spec.family {
+                    Family::Clip => serde_json::json!({ "vision_config": spec.architecture }),
+                    Family::Dinov2 => spec.architecture.clone(),
+                };
+                let network = build(spec.family, &config, pooling, vb, false, Path::new(&spec.name))?;
+                Ok(Self {
+                    name: spec.name.clone(),
+                    family: spec.family,
+                    pooling,
+                    preprocess: spec.preprocess.clone(),
+                    random_weights: true,
+                    network,
+                })
+            }
+        }
+    }
+
+    /// Embeddings (not normalised) for a batch of pixel values `[B, 3, H, W]`.
+    pub fn forward(&self, pixel_values: &Tensor) -> Result<Tensor> {
+        match &self.network {
+            Network::Clip(m) => m.forward(pixel_values),
+            Network::Dinov2(m) => m.forward(pixel_values),
+        }
+    }
+
+    pub fn dim(&self) -> usize {
+        match &self.network {
+            Network::Clip(m) => m.dim(),
+            Network::Dinov2(m) => m.dim(),
+        }
+    }
+}
+
+fn build(
+    family: Family,
+    config: &serde_json::Value,
+    pooling: Pooling,
+    vb: VarBuilder,
+    real_weights: bool,
+    config_path: &Path,
+) -> Result<Network> {
+    let bad = |reason: String| Error::ModelFiles {
+        path: config_path.to_path_buf(),
+        reason,
+    };
+    Ok(match family {
+        Family::Clip => {
+            let cfg = ClipConfig::from_hf_json(config).map_err(bad)?;
+            cfg.check_supported().map_err(bad)?;
+            Network::Clip(Clip::new(vb, &cfg, real_weights)?)
+        }
+        Family::Dinov2 => {
+            let cfg: Dinov2Config = serde_json::from_value(config.clone())
+                .map_err(|e| bad(format!("bad DINOv2 config: {e}")))?;
+            cfg.check_supported().map_err(bad)?;
+            let pooling = match pooling {
+                Pooling::Cls => Dinov2Pooling::Cls,
+                _ => Dinov2Pooling::Mean,
+            };
+            Network::Dinov2(Dinov2::new(vb, &cfg, pooling)?)
+        }
+    })
+}
+
+fn pick_pooling(family: Family, wanted: Option<Pooling>, config_path: &Path) -> Result<Pooling> {
+    match (family, wanted) {
+        (Family::Clip, None | Some(Pooling::Projection)) => Ok(Pooling::Projection),
+        (Family::Dinov2, None) => Ok(Pooling::Mean),
+        (Family::Dinov2, Some(p @ (Pooling::Mean | Pooling::Cls))) => Ok(p),
+        (family, Some(p)) => Err(Error::ModelFiles {
+            path: config_path.to_path_buf(),
+            reason: format!("pooling `{p:?}` does not apply to a {family:?} model").to_lowercase(),
+        }),
+    }
+}
+
+/// The family from `model_type` in `config.json`.
+fn family_of(config: &serde_json::Value) -> std::result::Result<Family, String> {
+    match config.get("model_type").and_then(|v| v.as_str()) {
+        Some("clip" | "clip_vision_model") => Ok(Family::Clip),
+        Some("dinov2") => Ok(Family::Dinov2),
+        Some(other) => Err(format!(
+            "model_type `{other}` is not supported (imgsim runs `clip` and `dinov2`)"
+        )),
+        None => Err("config.json has no `model_type`".into()),
+    }
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::ModelFiles {
+        path: path.to_path_buf(),
+        reason: format!("not valid JSON: {e}"),
+    })
+}
+
+fn mmap_safetensors(path: &Path, device: &Device) -> Result<VarBuilder<'static>> {
+    // SAFETY: the file is mapped read-only; imgsim never writes weight files while running.
+    unsafe { VarBuilder::from_mmaped_safetensors(&[path], DType::F32, device) }.map_err(|e| {
+        Error::ModelFiles {
+            path: path.to_path_buf(),
+            reason: format!("cannot read the weights: {e}"),
+        }
+    })
+}
+
+fn dir_label(dir: &Path) -> String {
+    std::fs::canonicalize(dir)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| dir.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_registry_file_parses_and_names_a_pinned_revision() {
+        let names: Vec<_> = registry().iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["clip-vit-b32", "clip-vit-l14", "dinov2-small", "dinov2-base", "dinov2-large"]
+        );
+        for m in registry() {
+            assert!(!m.revision.is_empty() && m.revision != "main", "{}", m.name);
+            assert_eq!(m.preprocess.crop, Some(224), "{}", m.name);
+        }
+    }
+
+    #[test]
+    fn aliases_pick_the_defaults() {
+        assert_eq!(find("clip").unwrap().name, "clip-vit-b32");
+        assert_eq!(find("DINOv2").unwrap().name, "dinov2-base");
+        let err = find("resnet").unwrap_err().to_string();
+        assert!(err.contains("unknown model 'resnet'") && err.contains("dinov2-large"), "{err}");
+    }
+
+    #[test]
+    fn random_weights_build_the_real_architecture() {
+        let spec = find("dinov2-small").unwrap();
+        let model = Model::load(&WeightsSource::Random(spec), None, &Device::Cpu).unwrap();
+        assert_eq!(model.dim(), 384);
+        assert!(model.random_weights);
+    }
+
+    #[test]
+    fn pooling_must_fit_the_family() {
+        assert!(pick_pooling(Family::Clip, Some(Pooling::Mean), Path::new("x")).is_err());
+        assert_eq!(pick_pooling(Family::Dinov2, Some(Pooling::Cls), Path::new("x")).unwrap(), Pooling::Cls);
+    }
+}

@@ -1,0 +1,158 @@
+//! The `imgsim` binary as a user runs it: output formats, exit codes, error messages.
+
+use serde::Deserialize;
+
+use crate::util::*;
+
+#[derive(Debug, Deserialize)]
+struct EmbeddingLine {
+    path: String,
+    model: String,
+    dim: usize,
+    embedding: Vec<f32>,
+}
+
+fn parse_lines<T: for<'a> Deserialize<'a>>(out: &str) -> Vec<T> {
+    out.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+}
+
+#[test]
+fn embed_json_gives_the_reference_embeddings() {
+    let reference = reference("tiny-dinov2");
+    let dir = model_dir("tiny-dinov2");
+    let paths: Vec<String> = reference.images.iter().map(|i| i.path().display().to_string()).collect();
+    let mut args = vec!["embed", "--json", "--model-dir", dir.to_str().unwrap()];
+    args.extend(paths.iter().map(String::as_str));
+    let out = imgsim(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<EmbeddingLine> = parse_lines(&stdout(&out));
+    assert_eq!(lines.len(), reference.images.len());
+    for ((line, image), path) in lines.iter().zip(&reference.images).zip(&paths) {
+        assert_eq!(&line.path, path, "output keeps input order");
+        assert_eq!(line.model, "tiny-dinov2");
+        assert_eq!(line.dim, 32);
+        assert!(within_parity_bound(image, &line.embedding, &image.embedding), "{}", image.image);
+        let norm: f32 = line.embedding.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "L2-normalised");
+    }
+}
+
+#[test]
+fn a_corrupt_file_is_reported_and_the_others_are_embedded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corrupt = tmp.path().join("broken.jpg");
+    let photo = std::fs::read(coco().join("000000000009.jpg")).unwrap();
+    std::fs::write(&corrupt, &photo[..photo.len() / 3]).unwrap();
+    let text = tmp.path().join("notes.png");
+    std::fs::write(&text, "not an image").unwrap();
+    let good = coco().join("000000000025.jpg");
+    let dir = model_dir("tiny-clip");
+    let out = imgsim(&[
+        "embed", "--json", "--model-dir", dir.to_str().unwrap(),
+        corrupt.to_str().unwrap(), good.to_str().unwrap(), text.to_str().unwrap(),
+        tmp.path().join("missing.png").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "some files failed");
+    let lines: Vec<EmbeddingLine> = parse_lines(&stdout(&out));
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].path.ends_with("000000000025.jpg"));
+    let err = stderr(&out);
+    assert!(err.contains("broken.jpg: corrupt or truncated image"), "{err}");
+    assert!(err.contains("notes.png: not an image"), "{err}");
+    assert!(err.contains("missing.png: cannot read file"), "{err}");
+    assert!(err.contains("3 of 4 images could not be embedded"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn missing_weights_say_how_to_fetch_them() {
+    let out = imgsim(&["embed", "--model", "clip", "tests/fixtures/images/tiny.png"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("weights of model 'clip-vit-b32' are not available"), "{err}");
+    assert!(err.contains("imgsim-tests-empty-hf-cache"), "says where it looked: {err}");
+    assert!(err.contains("HF_HUB_OFFLINE"), "{err}");
+    assert!(err.contains("imgsim models fetch clip-vit-b32"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn unknown_model_and_bad_model_dir_are_clear_errors() {
+    let out = imgsim(&["embed", "--model", "resnet50", "tests/fixtures/images/tiny.png"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown model 'resnet50'"), "{}", stderr(&out));
+
+    let out = imgsim(&["embed", "--model-dir", "tests/fixtures/images", "tests/fixtures/images/tiny.png"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("config.json is missing"), "{}", stderr(&out));
+
+    let out = imgsim(&["embed", "--pooling", "cls", "--model-dir", "tests/fixtures/tiny-clip", "tests/fixtures/images/tiny.png"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("does not apply to a clip model"), "{}", stderr(&out));
+
+    let out = imgsim(&["embed", "--frobnicate", "x.png"]);
+    assert_eq!(out.status.code(), Some(2), "clap usage errors exit with 2");
+}
+
+#[derive(Debug, Deserialize)]
+struct CompareLine {
+    model: String,
+    cosine: f32,
+}
+
+#[test]
+fn compare_scores_an_image_with_itself_and_a_different_one() {
+    let dir = model_dir("tiny-clip");
+    let a = coco().join("000000000009.jpg");
+    let b = coco().join("000000000030.jpg");
+    let same = imgsim(&["compare", "--json", "--model-dir", dir.to_str().unwrap(), a.to_str().unwrap(), a.to_str().unwrap()]);
+    assert!(same.status.success(), "{}", stderr(&same));
+    let same: Vec<CompareLine> = parse_lines(&stdout(&same));
+    assert_eq!(same[0].model, "tiny-clip");
+    assert!((same[0].cosine - 1.0).abs() < 1e-5);
+    let other = imgsim(&["compare", "--json", "--model-dir", dir.to_str().unwrap(), a.to_str().unwrap(), b.to_str().unwrap()]);
+    let other: Vec<CompareLine> = parse_lines(&stdout(&other));
+    assert!(other[0].cosine < 0.999, "{}", other[0].cosine);
+}
+
+#[derive(Debug, Deserialize)]
+struct ModelLine {
+    name: String,
+    dim: usize,
+    local: bool,
+}
+
+#[test]
+fn models_list_shows_every_model_and_that_none_is_local() {
+    let out = imgsim(&["models", "list", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<ModelLine> = parse_lines(&stdout(&out));
+    let names: Vec<_> = lines.iter().map(|l| (l.name.as_str(), l.dim)).collect();
+    assert_eq!(
+        names,
+        [("clip-vit-b32", 512), ("clip-vit-l14", 768), ("dinov2-small", 384), ("dinov2-base", 768), ("dinov2-large", 1024)]
+    );
+    assert!(lines.iter().all(|l| !l.local));
+}
+
+#[test]
+fn a_model_in_a_python_filled_cache_is_found() {
+    // The layout huggingface_hub writes: refs/<revision> -> commit, snapshots/<commit>/<file>.
+    let cache = tempfile::tempdir().unwrap();
+    let repo = cache.path().join("models--facebook--dinov2-small");
+    let commit = "ed25f3a31f01632728cabb09d1542f84ab7b0056";
+    let snapshot = repo.join("snapshots").join(commit);
+    std::fs::create_dir_all(&snapshot).unwrap();
+    for file in ["config.json", "model.safetensors"] {
+        std::fs::copy(model_dir("tiny-dinov2").join(file), snapshot.join(file)).unwrap();
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_imgsim"))
+        .args(["models", "list", "--json"])
+        .env("HF_HUB_CACHE", cache.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    let lines: Vec<ModelLine> = parse_lines(&stdout(&out));
+    let local: Vec<_> = lines.iter().filter(|l| l.local).map(|l| l.name.as_str()).collect();
+    assert_eq!(local, ["dinov2-small"]);
+}

@@ -1,0 +1,5 @@
+//! One integration-test binary (as ripgrep does): each test is one readable scenario.
+
+mod cli;
+mod parity;
+mod util;
