@@ -9,7 +9,7 @@ use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::embed::Embedder;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Images per second of the model alone, on random pixel values of the model's input size.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,27 +73,6 @@ pub fn end_to_end(embedder: &Embedder, paths: &[PathBuf]) -> Result<EndToEnd> {
     })
 }
 
-/// The image files directly inside `dir` (by extension), sorted.
-pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                matches!(
-                    e.to_ascii_lowercase().as_str(),
-                    "jpg" | "jpeg" | "png" | "webp" | "gif" | "bmp" | "tif" | "tiff"
-                )
-            })
-        })
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
 /// What the PyTorch peer script is asked to measure.
 pub struct PeerRequest<'a> {
     pub python: &'a str,
@@ -126,10 +105,21 @@ pub fn run_peer(req: &PeerRequest) -> std::result::Result<Figures, String> {
         .map_err(|e| format!("cannot run `{}`: {e}", req.python))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
-        return Err(format!("the peer script failed ({}): {last}", output.status));
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        return Err(format!(
+            "the peer script failed ({}): {last}",
+            output.status
+        ));
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or("");
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or("");
     serde_json::from_str(line).map_err(|e| format!("the peer script printed no figures ({e})"))
 }

@@ -54,7 +54,9 @@ pub fn decode_bytes(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     let decoded = DynamicImage::from_decoder(decoder).map_err(image_error)?;
     // The JPEG decoder fills a truncated scan with grey instead of failing; PIL refuses it.
     if reader_format == image::ImageFormat::Jpeg && !jpeg_has_end_marker(bytes) {
-        return Err(DecodeError::Corrupt("JPEG data ends before the image does".into()));
+        return Err(DecodeError::Corrupt(
+            "JPEG data ends before the image does".into(),
+        ));
     }
     let mut rgb = DynamicImage::ImageRgb8(to_rgb8(decoded));
     rgb.apply_orientation(orientation);
@@ -119,7 +121,9 @@ mod tests {
 
     fn encode(image: DynamicImage, format: ImageFormat) -> Vec<u8> {
         let mut bytes = Vec::new();
-        image.write_to(&mut Cursor::new(&mut bytes), format).unwrap();
+        image
+            .write_to(&mut Cursor::new(&mut bytes), format)
+            .unwrap();
         bytes
     }
 
@@ -151,7 +155,8 @@ mod tests {
 
     #[test]
     fn truncated_jpeg_is_an_error_but_a_complete_one_is_not() {
-        let photo = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 4, y as u8 * 5, 90]));
+        let photo =
+            image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 4, y as u8 * 5, 90]));
         let jpeg = encode(DynamicImage::ImageRgb8(photo), ImageFormat::Jpeg);
         assert!(decode_bytes(&jpeg).is_ok());
         let err = decode_bytes(&jpeg[..jpeg.len() - 40]).unwrap_err();
@@ -216,7 +221,11 @@ mod tests {
         for &byte in data {
             crc ^= u32::from(byte);
             for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc

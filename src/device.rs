@@ -31,13 +31,19 @@ pub fn select(choice: DeviceChoice) -> Result<Device> {
             Ok(Device::Cpu)
         }
         DeviceChoice::Cuda if !cfg!(feature = "cuda") => Err(Error::Device(
-            "this imgsim was built without CUDA; rebuild with `cargo install --features cuda`".into(),
+            "this imgsim was built without CUDA; rebuild with `cargo install --features cuda`"
+                .into(),
         )),
         DeviceChoice::Metal if !cfg!(feature = "metal") => Err(Error::Device(
-            "this imgsim was built without Metal; rebuild with `cargo install --features metal`".into(),
+            "this imgsim was built without Metal; rebuild with `cargo install --features metal`"
+                .into(),
         )),
-        DeviceChoice::Cuda => Device::new_cuda(0).map_err(|e| Error::Device(format!("no CUDA GPU: {e}"))),
-        DeviceChoice::Metal => Device::new_metal(0).map_err(|e| Error::Device(format!("no Metal GPU: {e}"))),
+        DeviceChoice::Cuda => {
+            Device::new_cuda(0).map_err(|e| Error::Device(format!("no CUDA GPU: {e}")))
+        }
+        DeviceChoice::Metal => {
+            Device::new_metal(0).map_err(|e| Error::Device(format!("no Metal GPU: {e}")))
+        }
     }
 }
 

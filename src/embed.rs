@@ -178,7 +178,10 @@ impl Embedder {
 
 /// `torch.nn.functional.normalize(x, dim=-1)`: divide by the L2 norm, at least 1e-12.
 fn l2_normalize_rows(embeddings: &Tensor) -> Result<Vec<Vec<f32>>> {
-    let rows: Vec<Vec<f32>> = embeddings.to_device(&Device::Cpu)?.to_dtype(candle_core::DType::F32)?.to_vec2()?;
+    let rows: Vec<Vec<f32>> = embeddings
+        .to_device(&Device::Cpu)?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec2()?;
     Ok(rows
         .into_iter()
         .map(|mut v| {

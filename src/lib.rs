@@ -1,6 +1,6 @@
 //! imgsim: local image-similarity search with CLIP and DINOv2.
 //!
-//! The modules follow the data flow: `decode` (file -> pixels), `resize` (PIL's resampling), `preprocess` (pixels -> model
+//! The modules follow the data flow: `scan` (finding images), `decode` (file -> pixels), `resize` (PIL's resampling), `preprocess` (pixels -> model
 //! input), `models` (registry, weights, networks), `embed` (the batched pipeline).
 //! `bench` measures it. See ARCHITECTURE.md.
 
@@ -12,6 +12,7 @@ pub mod error;
 pub mod models;
 pub mod preprocess;
 pub mod resize;
+pub mod scan;
 pub mod weights;
 
 pub use error::{DecodeError, Error, Result};

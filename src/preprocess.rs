@@ -91,8 +91,12 @@ impl Preprocess {
             let (h, w) = match size.as_u64() {
                 Some(s) => (s, s),
                 None => (
-                    size.get("height").and_then(|x| x.as_u64()).ok_or("bad crop_size")?,
-                    size.get("width").and_then(|x| x.as_u64()).ok_or("bad crop_size")?,
+                    size.get("height")
+                        .and_then(|x| x.as_u64())
+                        .ok_or("bad crop_size")?,
+                    size.get("width")
+                        .and_then(|x| x.as_u64())
+                        .ok_or("bad crop_size")?,
                 ),
             };
             if h != w {
@@ -119,9 +123,11 @@ impl Preprocess {
                 return Ok(default);
             }
             let values: Vec<f32> = match v.get(key) {
-                Some(serde_json::Value::Array(a)) => {
-                    a.iter().filter_map(|x| x.as_f64()).map(|x| x as f32).collect()
-                }
+                Some(serde_json::Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|x| x.as_f64())
+                    .map(|x| x as f32)
+                    .collect(),
                 _ => return Err(format!("no `{key}`")),
             };
             values
@@ -144,7 +150,11 @@ impl Preprocess {
         let Some(edge) = self.shortest_edge else {
             return (width, height);
         };
-        let (short, long) = if width <= height { (width, height) } else { (height, width) };
+        let (short, long) = if width <= height {
+            (width, height)
+        } else {
+            (height, width)
+        };
         let new_long = (f64::from(edge) * f64::from(long) / f64::from(short)) as u32;
         if width <= height {
             (edge, new_long)
@@ -178,7 +188,13 @@ impl Preprocess {
         padded
     }
 
-    fn resize_window(&self, image: &RgbImage, rw: u32, rh: u32, window: (u32, u32, u32, u32)) -> RgbImage {
+    fn resize_window(
+        &self,
+        image: &RgbImage,
+        rw: u32,
+        rh: u32,
+        window: (u32, u32, u32, u32),
+    ) -> RgbImage {
         match self.resample.filter() {
             Some(filter) => resize_window(image, rw, rh, window, filter),
             None => resize_window_nearest(image, rw, rh, window),
@@ -212,6 +228,7 @@ impl Preprocess {
 }
 
 #[cfg(test)]
+#[allow(clippy::excessive_precision)] // the constants as transformers publishes them
 mod tests {
     use super::*;
 

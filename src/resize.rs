@@ -87,7 +87,11 @@ fn taps(in_size: usize, out_size: usize, range: std::ops::Range<usize>, filter: 
             .map(|&v| {
                 let v = if total != 0.0 { v / total } else { v };
                 let scaled = v * f64::from(1u32 << PRECISION_BITS);
-                (if scaled < 0.0 { scaled - 0.5 } else { scaled + 0.5 }) as i32
+                (if scaled < 0.0 {
+                    scaled - 0.5
+                } else {
+                    scaled + 0.5
+                }) as i32
             })
             .collect();
         start.push(xmin);
@@ -117,7 +121,12 @@ pub fn resize_window(
     filter: Filter,
 ) -> RgbImage {
     let (in_w, in_h) = (image.width() as usize, image.height() as usize);
-    let (wx, wy, ww, wh) = (window.0 as usize, window.1 as usize, window.2 as usize, window.3 as usize);
+    let (wx, wy, ww, wh) = (
+        window.0 as usize,
+        window.1 as usize,
+        window.2 as usize,
+        window.3 as usize,
+    );
     let src = image.as_raw();
     let need_horizontal = in_w != out_w as usize;
     let need_vertical = in_h != out_h as usize;
@@ -127,7 +136,12 @@ pub fn resize_window(
     let (row_first, row_last) = match &vertical {
         Some(v) => (
             v.start[0],
-            v.start.iter().zip(&v.weights).map(|(s, w)| s + w.len()).max().unwrap_or(0),
+            v.start
+                .iter()
+                .zip(&v.weights)
+                .map(|(s, w)| s + w.len())
+                .max()
+                .unwrap_or(0),
         ),
         None => (wy, wy + wh),
     };
@@ -160,8 +174,12 @@ pub fn resize_window(
 
     let Some(v) = vertical else {
         let first = (wy - row_first) * ww * 3;
-        return RgbImage::from_raw(ww as u32, wh as u32, temp[first..first + wh * ww * 3].to_vec())
-            .expect("window size");
+        return RgbImage::from_raw(
+            ww as u32,
+            wh as u32,
+            temp[first..first + wh * ww * 3].to_vec(),
+        )
+        .expect("window size");
     };
     let stride = ww * 3;
     let mut out = vec![0u8; wh * stride];
@@ -182,7 +200,12 @@ pub fn resize_window(
 }
 
 /// PIL's NEAREST resize: the source pixel under each output pixel's centre.
-pub fn resize_window_nearest(image: &RgbImage, out_w: u32, out_h: u32, window: (u32, u32, u32, u32)) -> RgbImage {
+pub fn resize_window_nearest(
+    image: &RgbImage,
+    out_w: u32,
+    out_h: u32,
+    window: (u32, u32, u32, u32),
+) -> RgbImage {
     let sx = f64::from(image.width()) / f64::from(out_w);
     let sy = f64::from(image.height()) / f64::from(out_h);
     RgbImage::from_fn(window.2, window.3, |x, y| {
@@ -232,7 +255,12 @@ mod tests {
     /// 0,0,0, 255,255,255])).resize((2, 1), Image.BICUBIC).tobytes()`.
     #[test]
     fn matches_pillow_on_a_tiny_downscale() {
-        let img = RgbImage::from_raw(4, 1, [0, 0, 0, 255, 255, 255, 0, 0, 0, 255, 255, 255].to_vec()).unwrap();
+        let img = RgbImage::from_raw(
+            4,
+            1,
+            [0, 0, 0, 255, 255, 255, 0, 0, 0, 255, 255, 255].to_vec(),
+        )
+        .unwrap();
         let out = resize_window(&img, 2, 1, (0, 0, 2, 1), Filter::Bicubic);
         assert_eq!(out.as_raw(), &PILLOW_TINY_DOWNSCALE.to_vec());
     }

@@ -54,7 +54,12 @@ impl ModelFiles {
 /// True when `HF_HUB_OFFLINE` asks for the cache only (hf-hub does not read it itself).
 pub fn offline() -> bool {
     std::env::var("HF_HUB_OFFLINE")
-        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+        .map(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        })
         .unwrap_or(false)
 }
 
@@ -81,7 +86,10 @@ fn resolve(spec: &ModelSpec, local_only: bool) -> Result<ModelFiles> {
     let client = HFClientBuilder::new()
         .build_sync()
         .map_err(|e| missing(spec, e.to_string()))?;
-    let (owner, name) = spec.repo.split_once('/').unwrap_or(("", spec.repo.as_str()));
+    let (owner, name) = spec
+        .repo
+        .split_once('/')
+        .unwrap_or(("", spec.repo.as_str()));
     let repo = client.model(owner, name);
     let get = |filename: &str| -> Result<PathBuf> {
         repo.download_file()
@@ -137,7 +145,9 @@ mod tests {
         std::fs::write(dir.path().join(CONFIG), "{}").unwrap();
         let err = ModelFiles::from_dir(dir.path()).unwrap_err().to_string();
         assert!(err.contains("model.safetensors is missing"), "{err}");
-        let err = ModelFiles::from_dir(&dir.path().join("nope")).unwrap_err().to_string();
+        let err = ModelFiles::from_dir(&dir.path().join("nope"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a directory"), "{err}");
     }
 }

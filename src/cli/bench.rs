@@ -63,32 +63,55 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
     let device = imgsim::device::select(args.device)?;
     let threads = candle_core::utils::get_num_threads();
     let paths = match &args.images {
-        Some(dir) => bench::image_files(dir)?,
+        Some(dir) => {
+            let paths = imgsim::scan::images_in(dir)?;
+            if paths.is_empty() {
+                anyhow::bail!("no images in {}", dir.display());
+            }
+            paths
+        }
         None => Vec::new(),
     };
-    if args.images.is_some() && paths.is_empty() {
-        anyhow::bail!("no images in {}", args.images.as_ref().unwrap().display());
-    }
     let budget = Duration::from_secs_f64(args.seconds);
-    let batch_sizes = if args.batch_size == 1 { vec![1] } else { vec![1, args.batch_size] };
+    let batch_sizes = if args.batch_size == 1 {
+        vec![1]
+    } else {
+        vec![1, args.batch_size]
+    };
     if !args.json {
         println!(
             "imgsim bench embed: device {}, {threads} threads{}",
             imgsim::device::describe(&device),
-            if args.random_weights { ", RANDOM weights of the real architectures (same work)" } else { "" }
+            if args.random_weights {
+                ", RANDOM weights of the real architectures (same work)"
+            } else {
+                ""
+            }
         );
     }
     for name in &args.models {
         let spec = find(name)?;
-        let source = if args.random_weights { WeightsSource::Random(spec) } else { WeightsSource::Hub(spec) };
+        let source = if args.random_weights {
+            WeightsSource::Random(spec)
+        } else {
+            WeightsSource::Hub(spec)
+        };
         let model = Model::load(&source, None, &device)?;
-        let embedder = imgsim::embed::Embedder::new(model, device.clone()).batch_size(args.batch_size);
+        let embedder =
+            imgsim::embed::Embedder::new(model, device.clone()).batch_size(args.batch_size);
         let model_only = batch_sizes
             .iter()
             .map(|&b| bench::model_only(&embedder, b, budget))
             .collect::<Result<Vec<_>, _>>()?;
-        let end_to_end = if paths.is_empty() { None } else { Some(bench::end_to_end(&embedder, &paths)?) };
-        let ours = Figures { model_only, end_to_end };
+        let end_to_end = if paths.is_empty() {
+            None
+        } else {
+            Some(bench::end_to_end(&embedder, &paths)?)
+        };
+        let ours = Figures {
+            model_only,
+            end_to_end,
+        };
         let (pytorch, peer_error) = if args.peer {
             let family = match spec.family {
                 Family::Clip => "clip",
@@ -130,7 +153,10 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
 
 fn print_table(line: &BenchLine) {
     println!("\n{}", line.model);
-    println!("  {:<34} {:>10} {:>10} {:>7}", "images/s", "imgsim", "PyTorch", "ratio");
+    println!(
+        "  {:<34} {:>10} {:>10} {:>7}",
+        "images/s", "imgsim", "PyTorch", "ratio"
+    );
     let row = |label: String, ours: f64, theirs: Option<f64>| {
         let (t, r) = match theirs {
             Some(t) => (format!("{t:.2}"), format!("{:.2}x", ours / t)),
@@ -140,13 +166,28 @@ fn print_table(line: &BenchLine) {
     };
     for m in &line.imgsim.model_only {
         let theirs = line.pytorch.as_ref().and_then(|p| {
-            p.model_only.iter().find(|x| x.batch_size == m.batch_size).map(|x| x.images_per_s)
+            p.model_only
+                .iter()
+                .find(|x| x.batch_size == m.batch_size)
+                .map(|x| x.images_per_s)
         });
-        row(format!("model only, batch {}", m.batch_size), m.images_per_s, theirs);
+        row(
+            format!("model only, batch {}", m.batch_size),
+            m.images_per_s,
+            theirs,
+        );
     }
     if let Some(e) = &line.imgsim.end_to_end {
-        let theirs = line.pytorch.as_ref().and_then(|p| p.end_to_end.as_ref()).map(|x| x.images_per_s);
-        row(format!("end to end, {} files", e.images), e.images_per_s, theirs);
+        let theirs = line
+            .pytorch
+            .as_ref()
+            .and_then(|p| p.end_to_end.as_ref())
+            .map(|x| x.images_per_s);
+        row(
+            format!("end to end, {} files", e.images),
+            e.images_per_s,
+            theirs,
+        );
         if e.failed > 0 {
             println!("  ({} files failed to decode)", e.failed);
         }

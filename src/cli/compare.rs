@@ -27,7 +27,8 @@ pub struct CompareLine {
 }
 
 pub fn run(args: CompareArgs) -> anyhow::Result<Outcome> {
-    let sources: Vec<WeightsSource> = if args.model.model_dir.is_none() && args.model.model == "all" {
+    let sources: Vec<WeightsSource> = if args.model.model_dir.is_none() && args.model.model == "all"
+    {
         registry().iter().map(WeightsSource::Hub).collect()
     } else {
         vec![args.model.source()?]
@@ -68,5 +69,9 @@ pub fn run(args: CompareArgs) -> anyhow::Result<Outcome> {
             }
         }
     }
-    Ok(if failed { Outcome::SomeFailed } else { Outcome::Done })
+    Ok(if failed {
+        Outcome::SomeFailed
+    } else {
+        Outcome::Done
+    })
 }

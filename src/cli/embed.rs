@@ -33,7 +33,10 @@ pub struct EmbeddingLine {
 }
 
 pub fn run(args: EmbedArgs) -> anyhow::Result<Outcome> {
-    let embedder = args.model.embedder(args.pooling)?.batch_size(args.batch_size);
+    let embedder = args
+        .model
+        .embedder(args.pooling)?
+        .batch_size(args.batch_size);
     let name = embedder.model().name.clone();
     let bar = progress_bar(args.images.len(), args.json);
     let mut failed = 0;
@@ -48,8 +51,16 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<Outcome> {
                 embedding,
             }),
             Ok(embedding) => bar.suspend(|| {
-                let head: Vec<String> = embedding.iter().take(4).map(|v| format!("{v:+.4}")).collect();
-                println!("{path}\t{name}\tdim={}\t[{}, ...]", embedding.len(), head.join(", "));
+                let head: Vec<String> = embedding
+                    .iter()
+                    .take(4)
+                    .map(|v| format!("{v:+.4}"))
+                    .collect();
+                println!(
+                    "{path}\t{name}\tdim={}\t[{}, ...]",
+                    embedding.len(),
+                    head.join(", ")
+                );
             }),
             Err(err) => {
                 failed += 1;
@@ -59,7 +70,10 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<Outcome> {
     })?;
     bar.finish_and_clear();
     if failed > 0 {
-        eprintln!("imgsim: {failed} of {} images could not be embedded", args.images.len());
+        eprintln!(
+            "imgsim: {failed} of {} images could not be embedded",
+            args.images.len()
+        );
         return Ok(Outcome::SomeFailed);
     }
     Ok(Outcome::Done)

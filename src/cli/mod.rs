@@ -75,10 +75,10 @@ impl ModelArgs {
     }
 }
 
-/// How a command ended when it did not fail outright.
+/// How a command ended when it did not fail outright. (Exit code 1, "nothing found", is for
+/// the search commands.)
 pub enum Outcome {
     Done,
-    NothingFound,
     /// Finished, but some inputs failed (reported already): exit code 2.
     SomeFailed,
 }
@@ -87,7 +87,6 @@ impl Outcome {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Outcome::Done => ExitCode::SUCCESS,
-            Outcome::NothingFound => ExitCode::from(1),
             Outcome::SomeFailed => ExitCode::from(2),
         }
     }

@@ -102,7 +102,8 @@ impl Attention {
         let h = cfg.hidden_size;
         let qkv = |name: &str| -> Result<Linear> {
             let vb = vb.pp("attention").pp(name);
-            let weight = vb.get_with_hints((h, h), "weight", candle_nn::init::DEFAULT_KAIMING_NORMAL)?;
+            let weight =
+                vb.get_with_hints((h, h), "weight", candle_nn::init::DEFAULT_KAIMING_NORMAL)?;
             let bias = if cfg.qkv_bias {
                 Some(vb.get(h, "bias")?)
             } else {
@@ -256,7 +257,8 @@ impl Dinov2 {
             .flatten_from(2)?
             .transpose(1, 2)?;
         let cls = self.cls_token.broadcast_as((b, 1, self.cfg.hidden_size))?;
-        let mut xs = Tensor::cat(&[&cls, &patches], 1)?.broadcast_add(&self.positions(rows, cols)?)?;
+        let mut xs =
+            Tensor::cat(&[&cls, &patches], 1)?.broadcast_add(&self.positions(rows, cols)?)?;
         for layer in &self.layers {
             xs = layer.forward(&xs)?;
         }
@@ -295,7 +297,12 @@ pub fn bicubic_resize_channels_last(
         let t = (real - index as f32).clamp(0.0, 1.0);
         let clamp = |j: i64| j.clamp(0, in_size as i64 - 1) as usize;
         (
-            [clamp(index - 1), clamp(index), clamp(index + 1), clamp(index + 2)],
+            [
+                clamp(index - 1),
+                clamp(index),
+                clamp(index + 1),
+                clamp(index + 2),
+            ],
             cubic_coefficients(t),
         )
     };

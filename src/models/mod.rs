@@ -19,11 +19,26 @@ use dinov2::{Dinov2, Dinov2Config, Dinov2Pooling};
 
 /// The registry files, compiled in so that the binary needs nothing beside it.
 const REGISTRY_FILES: &[(&str, &str)] = &[
-    ("clip-vit-b32.toml", include_str!("../../models/clip-vit-b32.toml")),
-    ("clip-vit-l14.toml", include_str!("../../models/clip-vit-l14.toml")),
-    ("dinov2-small.toml", include_str!("../../models/dinov2-small.toml")),
-    ("dinov2-base.toml", include_str!("../../models/dinov2-base.toml")),
-    ("dinov2-large.toml", include_str!("../../models/dinov2-large.toml")),
+    (
+        "clip-vit-b32.toml",
+        include_str!("../../models/clip-vit-b32.toml"),
+    ),
+    (
+        "clip-vit-l14.toml",
+        include_str!("../../models/clip-vit-l14.toml"),
+    ),
+    (
+        "dinov2-small.toml",
+        include_str!("../../models/dinov2-small.toml"),
+    ),
+    (
+        "dinov2-base.toml",
+        include_str!("../../models/dinov2-base.toml"),
+    ),
+    (
+        "dinov2-large.toml",
+        include_str!("../../models/dinov2-large.toml"),
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -80,7 +95,7 @@ pub fn find(name: &str) -> Result<&'static ModelSpec> {
     let wanted = name.trim().to_ascii_lowercase();
     registry()
         .iter()
-        .find(|m| m.name == wanted || m.aliases.iter().any(|a| *a == wanted))
+        .find(|m| m.name == wanted || m.aliases.contains(&wanted))
         .ok_or_else(|| Error::UnknownModel {
             name: name.to_string(),
             known: registry()
@@ -126,7 +141,8 @@ impl Model {
                 let files = weights::fetch(spec)?;
                 let config = read_json(&files.config)?;
                 let vb = mmap_safetensors(&files.weights, device)?;
-                let pooling = pick_pooling(spec.family, pooling.or(Some(spec.pooling)), &files.config)?;
+                let pooling =
+                    pick_pooling(spec.family, pooling.or(Some(spec.pooling)), &files.config)?;
                 let network = build(spec.family, &config, pooling, vb, true, &files.config)?;
                 Ok(Self {
                     name: spec.name.clone(),
@@ -144,7 +160,8 @@ impl Model {
                     path: files.config.clone(),
                     reason,
                 })?;
-                let preprocess = Preprocess::from_hf_file(files.preprocessor.as_deref().expect("dir"))?;
+                let preprocess =
+                    Preprocess::from_hf_file(files.preprocessor.as_deref().expect("dir"))?;
                 let vb = mmap_safetensors(&files.weights, device)?;
                 let pooling = pick_pooling(family, pooling, &files.config)?;
                 let network = build(family, &config, pooling, vb, true, &files.config)?;
@@ -160,12 +177,20 @@ impl Model {
             WeightsSource::Random(spec) => {
                 let varmap = VarMap::new();
                 let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
-                let pooling = pick_pooling(spec.family, pooling.or(Some(spec.pooling)), Path::new(""))?;
+                let pooling =
+                    pick_pooling(spec.family, pooling.or(Some(spec.pooling)), Path::new(""))?;
                 let config = match spec.family {
                     Family::Clip => serde_json::json!({ "vision_config": spec.architecture }),
                     Family::Dinov2 => spec.architecture.clone(),
                 };
-                let network = build(spec.family, &config, pooling, vb, false, Path::new(&spec.name))?;
+                let network = build(
+                    spec.family,
+                    &config,
+                    pooling,
+                    vb,
+                    false,
+                    Path::new(&spec.name),
+                )?;
                 Ok(Self {
                     name: spec.name.clone(),
                     family: spec.family,
@@ -286,7 +311,13 @@ mod tests {
         let names: Vec<_> = registry().iter().map(|m| m.name.as_str()).collect();
         assert_eq!(
             names,
-            ["clip-vit-b32", "clip-vit-l14", "dinov2-small", "dinov2-base", "dinov2-large"]
+            [
+                "clip-vit-b32",
+                "clip-vit-l14",
+                "dinov2-small",
+                "dinov2-base",
+                "dinov2-large"
+            ]
         );
         for m in registry() {
             assert!(!m.revision.is_empty() && m.revision != "main", "{}", m.name);
@@ -299,7 +330,10 @@ mod tests {
         assert_eq!(find("clip").unwrap().name, "clip-vit-b32");
         assert_eq!(find("DINOv2").unwrap().name, "dinov2-base");
         let err = find("resnet").unwrap_err().to_string();
-        assert!(err.contains("unknown model 'resnet'") && err.contains("dinov2-large"), "{err}");
+        assert!(
+            err.contains("unknown model 'resnet'") && err.contains("dinov2-large"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -313,6 +347,9 @@ mod tests {
     #[test]
     fn pooling_must_fit_the_family() {
         assert!(pick_pooling(Family::Clip, Some(Pooling::Mean), Path::new("x")).is_err());
-        assert_eq!(pick_pooling(Family::Dinov2, Some(Pooling::Cls), Path::new("x")).unwrap(), Pooling::Cls);
+        assert_eq!(
+            pick_pooling(Family::Dinov2, Some(Pooling::Cls), Path::new("x")).unwrap(),
+            Pooling::Cls
+        );
     }
 }

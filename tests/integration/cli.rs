@@ -13,14 +13,20 @@ struct EmbeddingLine {
 }
 
 fn parse_lines<T: for<'a> Deserialize<'a>>(out: &str) -> Vec<T> {
-    out.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
 }
 
 #[test]
 fn embed_json_gives_the_reference_embeddings() {
     let reference = reference("tiny-dinov2");
     let dir = model_dir("tiny-dinov2");
-    let paths: Vec<String> = reference.images.iter().map(|i| i.path().display().to_string()).collect();
+    let paths: Vec<String> = reference
+        .images
+        .iter()
+        .map(|i| i.path().display().to_string())
+        .collect();
     let mut args = vec!["embed", "--json", "--model-dir", dir.to_str().unwrap()];
     args.extend(paths.iter().map(String::as_str));
     let out = imgsim(&args);
@@ -31,7 +37,11 @@ fn embed_json_gives_the_reference_embeddings() {
         assert_eq!(&line.path, path, "output keeps input order");
         assert_eq!(line.model, "tiny-dinov2");
         assert_eq!(line.dim, 32);
-        assert!(within_parity_bound(image, &line.embedding, &image.embedding), "{}", image.image);
+        assert!(
+            within_parity_bound(image, &line.embedding, &image.embedding),
+            "{}",
+            image.image
+        );
         let norm: f32 = line.embedding.iter().map(|v| v * v).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-5, "L2-normalised");
     }
@@ -48,8 +58,13 @@ fn a_corrupt_file_is_reported_and_the_others_are_embedded() {
     let good = coco().join("000000000025.jpg");
     let dir = model_dir("tiny-clip");
     let out = imgsim(&[
-        "embed", "--json", "--model-dir", dir.to_str().unwrap(),
-        corrupt.to_str().unwrap(), good.to_str().unwrap(), text.to_str().unwrap(),
+        "embed",
+        "--json",
+        "--model-dir",
+        dir.to_str().unwrap(),
+        corrupt.to_str().unwrap(),
+        good.to_str().unwrap(),
+        text.to_str().unwrap(),
         tmp.path().join("missing.png").to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(2), "some files failed");
@@ -57,7 +72,10 @@ fn a_corrupt_file_is_reported_and_the_others_are_embedded() {
     assert_eq!(lines.len(), 1);
     assert!(lines[0].path.ends_with("000000000025.jpg"));
     let err = stderr(&out);
-    assert!(err.contains("broken.jpg: corrupt or truncated image"), "{err}");
+    assert!(
+        err.contains("broken.jpg: corrupt or truncated image"),
+        "{err}"
+    );
     assert!(err.contains("notes.png: not an image"), "{err}");
     assert!(err.contains("missing.png: cannot read file"), "{err}");
     assert!(err.contains("3 of 4 images could not be embedded"), "{err}");
@@ -69,8 +87,14 @@ fn missing_weights_say_how_to_fetch_them() {
     let out = imgsim(&["embed", "--model", "clip", "tests/fixtures/images/tiny.png"]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("weights of model 'clip-vit-b32' are not available"), "{err}");
-    assert!(err.contains("imgsim-tests-empty-hf-cache"), "says where it looked: {err}");
+    assert!(
+        err.contains("weights of model 'clip-vit-b32' are not available"),
+        "{err}"
+    );
+    assert!(
+        err.contains("imgsim-tests-empty-hf-cache"),
+        "says where it looked: {err}"
+    );
     assert!(err.contains("HF_HUB_OFFLINE"), "{err}");
     assert!(err.contains("imgsim models fetch clip-vit-b32"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
@@ -78,17 +102,46 @@ fn missing_weights_say_how_to_fetch_them() {
 
 #[test]
 fn unknown_model_and_bad_model_dir_are_clear_errors() {
-    let out = imgsim(&["embed", "--model", "resnet50", "tests/fixtures/images/tiny.png"]);
+    let out = imgsim(&[
+        "embed",
+        "--model",
+        "resnet50",
+        "tests/fixtures/images/tiny.png",
+    ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("unknown model 'resnet50'"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown model 'resnet50'"),
+        "{}",
+        stderr(&out)
+    );
 
-    let out = imgsim(&["embed", "--model-dir", "tests/fixtures/images", "tests/fixtures/images/tiny.png"]);
+    let out = imgsim(&[
+        "embed",
+        "--model-dir",
+        "tests/fixtures/images",
+        "tests/fixtures/images/tiny.png",
+    ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("config.json is missing"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("config.json is missing"),
+        "{}",
+        stderr(&out)
+    );
 
-    let out = imgsim(&["embed", "--pooling", "cls", "--model-dir", "tests/fixtures/tiny-clip", "tests/fixtures/images/tiny.png"]);
+    let out = imgsim(&[
+        "embed",
+        "--pooling",
+        "cls",
+        "--model-dir",
+        "tests/fixtures/tiny-clip",
+        "tests/fixtures/images/tiny.png",
+    ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("does not apply to a clip model"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("does not apply to a clip model"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = imgsim(&["embed", "--frobnicate", "x.png"]);
     assert_eq!(out.status.code(), Some(2), "clap usage errors exit with 2");
@@ -105,12 +158,26 @@ fn compare_scores_an_image_with_itself_and_a_different_one() {
     let dir = model_dir("tiny-clip");
     let a = coco().join("000000000009.jpg");
     let b = coco().join("000000000030.jpg");
-    let same = imgsim(&["compare", "--json", "--model-dir", dir.to_str().unwrap(), a.to_str().unwrap(), a.to_str().unwrap()]);
+    let same = imgsim(&[
+        "compare",
+        "--json",
+        "--model-dir",
+        dir.to_str().unwrap(),
+        a.to_str().unwrap(),
+        a.to_str().unwrap(),
+    ]);
     assert!(same.status.success(), "{}", stderr(&same));
     let same: Vec<CompareLine> = parse_lines(&stdout(&same));
     assert_eq!(same[0].model, "tiny-clip");
     assert!((same[0].cosine - 1.0).abs() < 1e-5);
-    let other = imgsim(&["compare", "--json", "--model-dir", dir.to_str().unwrap(), a.to_str().unwrap(), b.to_str().unwrap()]);
+    let other = imgsim(&[
+        "compare",
+        "--json",
+        "--model-dir",
+        dir.to_str().unwrap(),
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]);
     let other: Vec<CompareLine> = parse_lines(&stdout(&other));
     assert!(other[0].cosine < 0.999, "{}", other[0].cosine);
 }
@@ -130,7 +197,13 @@ fn models_list_shows_every_model_and_that_none_is_local() {
     let names: Vec<_> = lines.iter().map(|l| (l.name.as_str(), l.dim)).collect();
     assert_eq!(
         names,
-        [("clip-vit-b32", 512), ("clip-vit-l14", 768), ("dinov2-small", 384), ("dinov2-base", 768), ("dinov2-large", 1024)]
+        [
+            ("clip-vit-b32", 512),
+            ("clip-vit-l14", 768),
+            ("dinov2-small", 384),
+            ("dinov2-base", 768),
+            ("dinov2-large", 1024)
+        ]
     );
     assert!(lines.iter().all(|l| !l.local));
 }
@@ -153,6 +226,10 @@ fn a_model_in_a_python_filled_cache_is_found() {
         .output()
         .unwrap();
     let lines: Vec<ModelLine> = parse_lines(&stdout(&out));
-    let local: Vec<_> = lines.iter().filter(|l| l.local).map(|l| l.name.as_str()).collect();
+    let local: Vec<_> = lines
+        .iter()
+        .filter(|l| l.local)
+        .map(|l| l.name.as_str())
+        .collect();
     assert_eq!(local, ["dinov2-small"]);
 }

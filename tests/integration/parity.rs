@@ -56,14 +56,19 @@ fn dinov2_cls_pooling_is_the_pooler_output() {
     let reference = reference("tiny-dinov2");
     let ours = embed_reference_images(&embedder("tiny-dinov2", Some(Pooling::Cls)), &reference);
     for (image, ours) in reference.images.iter().zip(&ours) {
-        assert!(within_parity_bound(image, ours, &image.embedding_cls), "{}", image.image);
+        assert!(
+            within_parity_bound(image, ours, &image.embedding_cls),
+            "{}",
+            image.image
+        );
     }
 }
 
 #[test]
 fn resize_and_crop_match_pil_for_png_inputs() {
     for model in ["tiny-clip", "tiny-dinov2"] {
-        let preprocess = Preprocess::from_hf_file(&model_dir(model).join("preprocessor_config.json")).unwrap();
+        let preprocess =
+            Preprocess::from_hf_file(&model_dir(model).join("preprocessor_config.json")).unwrap();
         for image in reference(model).images.iter().filter(|i| i.is_png()) {
             let decoded = imgsim::decode::decode_file(&image.path()).unwrap();
             let ours = preprocess.resize_and_crop(&decoded);
@@ -76,7 +81,11 @@ fn resize_and_crop_match_pil_for_png_inputs() {
                 .map(|(a, b)| a.abs_diff(*b))
                 .max()
                 .unwrap();
-            assert!(max_diff <= 1, "{model} {}: max pixel difference {max_diff}", image.image);
+            assert!(
+                max_diff <= 1,
+                "{model} {}: max pixel difference {max_diff}",
+                image.image
+            );
         }
     }
 }
@@ -86,11 +95,16 @@ fn resize_and_crop_match_pil_for_png_inputs() {
 fn same_pixel_values_give_the_same_embedding() {
     for model in ["tiny-clip", "tiny-dinov2"] {
         let tensors = candle_core::safetensors::load(
-            fixtures().join("reference").join(model).join("pixels.safetensors"),
+            fixtures()
+                .join("reference")
+                .join(model)
+                .join("pixels.safetensors"),
             &Device::Cpu,
         )
         .unwrap();
-        let ours = embedder(model, None).embed_pixel_values(&tensors["pixel_values"]).unwrap();
+        let ours = embedder(model, None)
+            .embed_pixel_values(&tensors["pixel_values"])
+            .unwrap();
         let theirs: Vec<Vec<f32>> = tensors["embedding"].to_vec2().unwrap();
         let max_diff = ours[0]
             .iter()
@@ -105,8 +119,16 @@ fn same_pixel_values_give_the_same_embedding() {
 /// transformers does (bicubic, a = -0.75, no antialiasing).
 #[test]
 fn dinov2_position_interpolation_matches_torch() {
-    let weights = candle_core::safetensors::load(model_dir("tiny-dinov2").join("model.safetensors"), &Device::Cpu).unwrap();
-    let table: Vec<f32> = weights["embeddings.position_embeddings"].flatten_all().unwrap().to_vec1().unwrap();
+    let weights = candle_core::safetensors::load(
+        model_dir("tiny-dinov2").join("model.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let table: Vec<f32> = weights["embeddings.position_embeddings"]
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     let dim = 32;
     let patches = &table[dim..];
     let ours = imgsim::models::dinov2::bicubic_resize_channels_last(patches, 37, 37, dim, 16, 16);
@@ -115,22 +137,56 @@ fn dinov2_position_interpolation_matches_torch() {
         &Device::Cpu,
     )
     .unwrap();
-    let theirs: Vec<f32> = reference["positions_16x16"].flatten_all().unwrap().to_vec1().unwrap();
-    assert_eq!(&theirs[..dim], &table[..dim], "the CLS position is kept as is");
-    let max_diff = ours.iter().zip(&theirs[dim..]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let theirs: Vec<f32> = reference["positions_16x16"]
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert_eq!(
+        &theirs[..dim],
+        &table[..dim],
+        "the CLS position is kept as is"
+    );
+    let max_diff = ours
+        .iter()
+        .zip(&theirs[dim..])
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
     assert!(max_diff <= 1e-5, "max difference {max_diff:.2e}");
 
     // Negative control: nearest-neighbour interpolation (candle's own dinov2) is far off.
-    let grid = Tensor::from_slice(patches, (1, 37, 37, dim), &Device::Cpu).unwrap().permute((0, 3, 1, 2)).unwrap();
-    let nearest: Vec<f32> = grid.upsample_nearest2d(16, 16).unwrap().permute((0, 2, 3, 1)).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-    let nearest_diff = nearest.iter().zip(&theirs[dim..]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-    assert!(nearest_diff > 1e-2, "nearest differs by only {nearest_diff:.2e}");
+    let grid = Tensor::from_slice(patches, (1, 37, 37, dim), &Device::Cpu)
+        .unwrap()
+        .permute((0, 3, 1, 2))
+        .unwrap();
+    let nearest: Vec<f32> = grid
+        .upsample_nearest2d(16, 16)
+        .unwrap()
+        .permute((0, 2, 3, 1))
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let nearest_diff = nearest
+        .iter()
+        .zip(&theirs[dim..])
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        nearest_diff > 1e-2,
+        "nearest differs by only {nearest_diff:.2e}"
+    );
 }
 
 /// The bounds are tight enough to notice each plausible mistake.
 #[test]
 fn parity_bounds_catch_wrong_preprocessing_and_pooling() {
-    let failures = |model: &str, pooling: Option<Pooling>, change: &dyn Fn(&mut Preprocess), use_cls: bool| -> usize {
+    let failures = |model: &str,
+                    pooling: Option<Pooling>,
+                    change: &dyn Fn(&mut Preprocess),
+                    use_cls: bool|
+     -> usize {
         let reference = reference(model);
         let source = WeightsSource::Dir(model_dir(model));
         let mut loaded = Model::load(&source, pooling, &Device::Cpu).unwrap();
@@ -142,20 +198,48 @@ fn parity_bounds_catch_wrong_preprocessing_and_pooling() {
             .zip(&ours)
             .filter(|(image, _)| image.is_png())
             .filter(|(image, ours)| {
-                let theirs = if use_cls { &image.embedding_cls } else { &image.embedding };
+                let theirs = if use_cls {
+                    &image.embedding_cls
+                } else {
+                    &image.embedding
+                };
                 !within_parity_bound(image, ours, theirs)
             })
             .count()
     };
     // Every PNG input (exact decoding, relative L2 bound) must fail under each mistake.
-    let n = reference("tiny-clip").images.iter().filter(|i| i.is_png()).count();
+    let n = reference("tiny-clip")
+        .images
+        .iter()
+        .filter(|i| i.is_png())
+        .count();
     assert_eq!(n, 4);
     let bilinear = |p: &mut Preprocess| p.resample = Resample::Bilinear;
     let imagenet_mean = |p: &mut Preprocess| p.mean = [0.485, 0.456, 0.406];
     let unchanged = |_: &mut Preprocess| {};
-    assert_eq!(failures("tiny-clip", None, &bilinear, false), n, "bilinear instead of bicubic");
-    assert_eq!(failures("tiny-dinov2", None, &bilinear, false), n, "bilinear instead of bicubic");
-    assert_eq!(failures("tiny-clip", None, &imagenet_mean, false), n, "ImageNet mean for CLIP");
-    assert_eq!(failures("tiny-dinov2", Some(Pooling::Cls), &unchanged, false), n, "CLS instead of mean");
-    assert_eq!(failures("tiny-dinov2", None, &unchanged, true), n, "mean instead of CLS");
+    assert_eq!(
+        failures("tiny-clip", None, &bilinear, false),
+        n,
+        "bilinear instead of bicubic"
+    );
+    assert_eq!(
+        failures("tiny-dinov2", None, &bilinear, false),
+        n,
+        "bilinear instead of bicubic"
+    );
+    assert_eq!(
+        failures("tiny-clip", None, &imagenet_mean, false),
+        n,
+        "ImageNet mean for CLIP"
+    );
+    assert_eq!(
+        failures("tiny-dinov2", Some(Pooling::Cls), &unchanged, false),
+        n,
+        "CLS instead of mean"
+    );
+    assert_eq!(
+        failures("tiny-dinov2", None, &unchanged, true),
+        n,
+        "mean instead of CLS"
+    );
 }

@@ -53,7 +53,10 @@ impl RefImage {
 }
 
 pub fn reference(model: &str) -> Reference {
-    let path = fixtures().join("reference").join(model).join("embeddings.json");
+    let path = fixtures()
+        .join("reference")
+        .join(model)
+        .join("embeddings.json");
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
@@ -65,7 +68,12 @@ pub fn reference_crop(model: &str, image: &RefImage) -> image::RgbImage {
 /// ||a - b|| / ||b||
 pub fn relative_l2(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    let diff: f32 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt();
+    let diff: f32 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f32>()
+        .sqrt();
     diff / b.iter().map(|y| y * y).sum::<f32>().sqrt()
 }
 

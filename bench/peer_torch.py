@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""The PyTorch + transformers side of `imgsim bench embed --peer`.
+
+Measures, with the same threads and the same architecture (random weights, like imgsim's
+--random-weights), what a user would otherwise run:
+  - model only: images/s of the forward pass at each --batch-size, on random pixel values;
+  - end to end: the published comparison's loop over --images, one image at a time:
+    PIL open, the transformers image processor, forward, pooling, L2 normalisation.
+Prints one JSON line with the same fields as imgsim's figures.
+
+Usage: python3 bench/peer_torch.py --family clip --architecture '{"hidden_size": 768, ...}'
+       [--images DIR] [--batch-size 1 --batch-size 16] [--threads 2] [--seconds 5]
+Needs: pip install torch transformers pillow
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+
+
+def build(family, architecture):
+    """The model with random weights, its processor, and the embedding function of the recipe."""
+    if family == "clip":
+        from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModelWithProjection
+        model = CLIPVisionModelWithProjection(CLIPVisionConfig(**architecture)).eval()
+        processor = CLIPImageProcessorPil()
+
+        def embed(px):
+            return model(pixel_values=px).image_embeds
+    else:
+        from transformers import BitImageProcessorPil, Dinov2Config, Dinov2Model
+        model = Dinov2Model(Dinov2Config(**architecture)).eval()
+        processor = BitImageProcessorPil(size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224},
+                                         image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD)
+
+        def embed(px):
+            return model(pixel_values=px).last_hidden_state.mean(dim=1)
+    return processor, embed
+
+
+def model_only(embed, batch_size, seconds):
+    px = torch.randn(batch_size, 3, 224, 224)
+    with torch.inference_mode():
+        embed(px)  # warm-up
+        start, runs = time.perf_counter(), 0
+        while runs < 2 or time.perf_counter() - start < seconds:
+            embed(px)
+            runs += 1
+    elapsed = time.perf_counter() - start
+    return {"batch_size": batch_size, "images": runs * batch_size, "seconds": elapsed,
+            "images_per_s": runs * batch_size / elapsed}
+
+
+def end_to_end(processor, embed, folder):
+    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in EXTENSIONS)
+    failed = 0
+    start = time.perf_counter()
+    for path in paths:
+        try:
+            image = Image.open(path).convert("RGB")
+        except Exception:
+            failed += 1
+            continue
+        with torch.inference_mode():
+            inputs = processor(images=image, return_tensors="pt")
+            features = embed(inputs["pixel_values"])
+            torch.nn.functional.normalize(features, dim=-1).numpy()
+    elapsed = time.perf_counter() - start
+    return {"images": len(paths), "failed": failed, "seconds": elapsed,
+            "images_per_s": (len(paths) - failed) / elapsed}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--family", choices=["clip", "dinov2"], required=True)
+    ap.add_argument("--architecture", required=True, help="config.json fields, as JSON")
+    ap.add_argument("--images")
+    ap.add_argument("--batch-size", type=int, action="append", default=[])
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--seconds", type=float, default=5.0)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    processor, embed = build(args.family, json.loads(args.architecture))
+    figures = {"model_only": [model_only(embed, b, args.seconds) for b in (args.batch_size or [1])],
+               "end_to_end": end_to_end(processor, embed, args.images) if args.images else None,
+               "torch": torch.__version__, "threads": torch.get_num_threads()}
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
