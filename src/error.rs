@@ -51,11 +51,15 @@ pub enum Error {
         reason: String,
     },
 
-    #[error("could not download model '{model}' from {repo}@{revision}: {reason}")]
+    #[error(
+        "the weights of model '{model}' are not in the cache and could not be downloaded\n  \
+         looked in: {looked_in}\n  download failed: {reason}\n  \
+         fetch them, once online, with: imgsim models fetch {model}\n  \
+         or point at a local copy with: --model-dir DIR"
+    )]
     Fetch {
         model: String,
-        repo: String,
-        revision: String,
+        looked_in: String,
         reason: String,
     },
 

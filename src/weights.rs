@@ -109,8 +109,7 @@ fn resolve(spec: &ModelSpec, local_only: bool) -> Result<ModelFiles> {
                 other if local_only => missing(spec, other.to_string()),
                 other => Error::Fetch {
                     model: spec.name.clone(),
-                    repo: spec.repo.clone(),
-                    revision: spec.revision.clone(),
+                    looked_in: looked_in(spec),
                     reason: other.to_string(),
                 },
             })
@@ -125,14 +124,18 @@ fn resolve(spec: &ModelSpec, local_only: bool) -> Result<ModelFiles> {
 fn missing(spec: &ModelSpec, reason: String) -> Error {
     Error::WeightsMissing {
         model: spec.name.clone(),
-        looked_in: format!(
-            "{} (Hugging Face cache; {}@{})",
-            cache_dir().display(),
-            spec.repo,
-            spec.revision
-        ),
+        looked_in: looked_in(spec),
         reason,
     }
+}
+
+fn looked_in(spec: &ModelSpec) -> String {
+    format!(
+        "{} (Hugging Face cache; {}@{})",
+        cache_dir().display(),
+        spec.repo,
+        spec.revision
+    )
 }
 
 #[cfg(test)]

@@ -233,3 +233,44 @@ fn a_model_in_a_python_filled_cache_is_found() {
         .collect();
     assert_eq!(local, ["dinov2-small"]);
 }
+
+/// A copy of a fixture model directory without one tensor.
+fn model_dir_without(model: &str, tensor: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    for file in ["config.json", "preprocessor_config.json"] {
+        std::fs::copy(model_dir(model).join(file), tmp.path().join(file)).unwrap();
+    }
+    let mut tensors = candle_core::safetensors::load(
+        model_dir(model).join("model.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    assert!(
+        tensors.remove(tensor).is_some(),
+        "{tensor} is in the fixture"
+    );
+    candle_core::safetensors::save(&tensors, tmp.path().join("model.safetensors")).unwrap();
+    tmp
+}
+
+#[test]
+fn a_checkpoint_missing_a_weight_is_refused_not_randomised() {
+    let image = fixtures().join("images/tiny.png");
+    for (model, tensor) in [
+        ("tiny-clip", "vision_model.embeddings.class_embedding"),
+        ("tiny-clip", "visual_projection.weight"),
+        ("tiny-dinov2", "embeddings.position_embeddings"),
+        ("tiny-dinov2", "encoder.layer.1.layer_scale2.lambda1"),
+    ] {
+        let dir = model_dir_without(model, tensor);
+        let out = imgsim(&[
+            "embed",
+            "--model-dir",
+            dir.path().to_str().unwrap(),
+            image.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{model} without {tensor}");
+        assert!(stderr(&out).contains(tensor), "{}", stderr(&out));
+        assert!(stdout(&out).is_empty());
+    }
+}
