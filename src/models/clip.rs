@@ -1,12 +1,13 @@
-//! CLIP's image tower: candle's `ClipVisionTransformer` plus `visual_projection`, which is
-//! `CLIPModel.get_image_features`. The text tower is never loaded.
+//! CLIP's image tower plus `visual_projection`: `CLIPModel.get_image_features`, on the
+//! Hugging Face weight names (`vision_model.*`). The text tower is never loaded. The encoder
+//! blocks are the shared, CPU-tuned ones of `vit.rs` (candle's own CLIP tower runs them through
+//! slower generic operations).
 
 use candle_core::{Module, Tensor};
-use candle_nn::{Linear, VarBuilder};
-use candle_transformers::models::clip::text_model::Activation;
-use candle_transformers::models::clip::vision_model::{ClipVisionConfig, ClipVisionTransformer};
+use candle_nn::{Conv2d, Conv2dConfig, Init, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
+use super::vit::{Activation, Block, BlockConfig, BlockNames, Linear};
 use crate::error::Result;
 
 /// The fields of CLIP's `vision_config` that shape the network. Defaults are transformers'.
@@ -50,7 +51,7 @@ impl ClipConfig {
         serde_json::from_value(vision).map_err(|e| format!("bad CLIP vision config: {e}"))
     }
 
-    /// candle's tower hard-codes these; refuse configs it would silently get wrong.
+    /// Refuse what this implementation would silently get wrong.
     pub fn check_supported(&self) -> std::result::Result<(), String> {
         if self.hidden_act != "quick_gelu" {
             return Err(format!(
@@ -58,65 +59,115 @@ impl ClipConfig {
                 self.hidden_act
             ));
         }
-        if (self.layer_norm_eps - 1e-5).abs() > 1e-12 {
-            return Err(format!(
-                "layer_norm_eps {} is not supported (only 1e-5)",
-                self.layer_norm_eps
-            ));
+        if self.hidden_size % self.num_attention_heads != 0 {
+            return Err("hidden_size is not a multiple of num_attention_heads".into());
         }
         Ok(())
     }
-
-    fn candle(&self) -> ClipVisionConfig {
-        ClipVisionConfig {
-            embed_dim: self.hidden_size,
-            activation: Activation::QuickGelu,
-            intermediate_size: self.intermediate_size,
-            num_hidden_layers: self.num_hidden_layers,
-            num_attention_heads: self.num_attention_heads,
-            projection_dim: self.projection_dim,
-            num_channels: self.num_channels,
-            image_size: self.image_size,
-            patch_size: self.patch_size,
-        }
-    }
 }
 
+const NAMES: BlockNames = BlockNames {
+    norm1: "layer_norm1",
+    query: "self_attn.q_proj",
+    key: "self_attn.k_proj",
+    value: "self_attn.v_proj",
+    out: "self_attn.out_proj",
+    norm2: "layer_norm2",
+    fc1: "mlp.fc1",
+    fc2: "mlp.fc2",
+    layer_scale1: "",
+    layer_scale2: "",
+};
+
 pub struct Clip {
-    vision: ClipVisionTransformer,
+    patch_embed: Conv2d,
+    class_embedding: Tensor,
+    position_embedding: Tensor,
+    pre_layernorm: LayerNorm,
+    layers: Vec<Block>,
+    post_layernorm: LayerNorm,
     projection: Linear,
     dim: usize,
 }
 
 impl Clip {
     /// `vb` is rooted at the checkpoint's top (names `vision_model.*`, `visual_projection.*`).
-    /// `require_all` refuses a checkpoint that lacks the class embedding, which candle would
-    /// otherwise replace with random values.
-    pub fn new(vb: VarBuilder, cfg: &ClipConfig, require_all: bool) -> Result<Self> {
-        let class_embedding = "vision_model.embeddings.class_embedding";
-        if require_all && !vb.contains_tensor(class_embedding) {
-            return Err(candle_core::Error::CannotFindTensor {
-                path: class_embedding.to_string(),
-            }
-            .into());
-        }
-        let vision = ClipVisionTransformer::new(vb.pp("vision_model"), &cfg.candle())?;
-        let projection = candle_nn::linear_no_bias(
-            cfg.hidden_size,
-            cfg.projection_dim,
-            vb.pp("visual_projection"),
-        )?;
+    pub fn new(vb: VarBuilder, cfg: &ClipConfig) -> Result<Self> {
+        let h = cfg.hidden_size;
+        let vision = vb.pp("vision_model");
+        let emb = vision.pp("embeddings");
+        let positions = (cfg.image_size / cfg.patch_size).pow(2) + 1;
+        let random = Init::Randn {
+            mean: 0.0,
+            stdev: 0.02,
+        };
+        let patch_embed = Conv2d::new(
+            emb.pp("patch_embedding").get_with_hints(
+                (h, cfg.num_channels, cfg.patch_size, cfg.patch_size),
+                "weight",
+                random,
+            )?,
+            None,
+            Conv2dConfig {
+                stride: cfg.patch_size,
+                ..Default::default()
+            },
+        );
+        let block = BlockConfig {
+            hidden: h,
+            heads: cfg.num_attention_heads,
+            mlp_hidden: cfg.intermediate_size,
+            eps: cfg.layer_norm_eps,
+            activation: Activation::QuickGelu,
+            layer_scale: false,
+            qkv_bias: true,
+        };
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| Block::load(vision.pp("encoder").pp("layers").pp(i), &block, &NAMES))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            vision,
-            projection,
+            patch_embed,
+            class_embedding: emb.get_with_hints(h, "class_embedding", random)?,
+            position_embedding: emb.pp("position_embedding").get_with_hints(
+                (positions, h),
+                "weight",
+                random,
+            )?,
+            pre_layernorm: candle_nn::layer_norm(h, cfg.layer_norm_eps, vision.pp("pre_layrnorm"))?,
+            layers,
+            post_layernorm: candle_nn::layer_norm(
+                h,
+                cfg.layer_norm_eps,
+                vision.pp("post_layernorm"),
+            )?,
+            projection: Linear::load(vb.pp("visual_projection"), h, cfg.projection_dim, false)?,
             dim: cfg.projection_dim,
         })
     }
 
     /// The embedding (not yet L2-normalised), `[B, projection_dim]`.
     pub fn forward(&self, pixel_values: &Tensor) -> Result<Tensor> {
-        let pooled = self.vision.forward(pixel_values)?;
-        Ok(self.projection.forward(&pooled)?)
+        let b = pixel_values.dim(0)?;
+        let h = self.class_embedding.dim(0)?;
+        let patches = self
+            .patch_embed
+            .forward(pixel_values)?
+            .flatten_from(2)?
+            .transpose(1, 2)?;
+        let class = self
+            .class_embedding
+            .reshape((1, 1, h))?
+            .broadcast_as((b, 1, h))?;
+        let mut xs =
+            Tensor::cat(&[&class, &patches], 1)?.broadcast_add(&self.position_embedding)?;
+        xs = self.pre_layernorm.forward(&xs)?;
+        for layer in &self.layers {
+            xs = layer.forward(&xs)?;
+        }
+        let cls = self
+            .post_layernorm
+            .forward(&xs.narrow(1, 0, 1)?.squeeze(1)?)?;
+        self.projection.forward(&cls)
     }
 
     pub fn dim(&self) -> usize {

@@ -9,9 +9,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use candle_core::{DType, Module, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, Init, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Conv2d, Conv2dConfig, Init, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
+use super::vit::{Activation, Block, BlockConfig, BlockNames};
 use crate::error::Result;
 
 /// The fields of a DINOv2 `config.json` that shape the network. Defaults are transformers'.
@@ -88,98 +89,25 @@ pub enum Dinov2Pooling {
     Cls,
 }
 
-struct Attention {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    output: Linear,
-    num_heads: usize,
-    scale: f64,
-}
-
-impl Attention {
-    fn new(vb: VarBuilder, cfg: &Dinov2Config) -> Result<Self> {
-        let h = cfg.hidden_size;
-        let qkv = |name: &str| -> Result<Linear> {
-            let vb = vb.pp("attention").pp(name);
-            let weight =
-                vb.get_with_hints((h, h), "weight", candle_nn::init::DEFAULT_KAIMING_NORMAL)?;
-            let bias = if cfg.qkv_bias {
-                Some(vb.get(h, "bias")?)
-            } else {
-                None
-            };
-            Ok(Linear::new(weight, bias))
-        };
-        let head_dim = h / cfg.num_attention_heads;
-        Ok(Self {
-            query: qkv("query")?,
-            key: qkv("key")?,
-            value: qkv("value")?,
-            output: candle_nn::linear(h, h, vb.pp("output").pp("dense"))?,
-            num_heads: cfg.num_attention_heads,
-            scale: 1.0 / (head_dim as f64).sqrt(),
-        })
-    }
-
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let (b, n, c) = xs.dims3()?;
-        let heads = |t: Tensor| -> Result<Tensor> {
-            Ok(t.reshape((b, n, self.num_heads, c / self.num_heads))?
-                .transpose(1, 2)?
-                .contiguous()?)
-        };
-        let q = heads((self.query.forward(xs)? * self.scale)?)?;
-        let k = heads(self.key.forward(xs)?)?;
-        let v = heads(self.value.forward(xs)?)?;
-        let attn = candle_nn::ops::softmax_last_dim(&q.matmul(&k.t()?.contiguous()?)?)?;
-        let out = attn.matmul(&v)?.transpose(1, 2)?.reshape((b, n, c))?;
-        Ok(self.output.forward(&out)?)
-    }
-}
-
-struct Layer {
-    norm1: LayerNorm,
-    attention: Attention,
-    layer_scale1: Tensor,
-    norm2: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
-    layer_scale2: Tensor,
-}
-
-impl Layer {
-    fn new(vb: VarBuilder, cfg: &Dinov2Config) -> Result<Self> {
-        let h = cfg.hidden_size;
-        let mlp_hidden = (h as f64 * cfg.mlp_ratio) as usize;
-        let scale = |name: &str| vb.pp(name).get_with_hints(h, "lambda1", Init::Const(1.0));
-        Ok(Self {
-            norm1: candle_nn::layer_norm(h, cfg.layer_norm_eps, vb.pp("norm1"))?,
-            attention: Attention::new(vb.pp("attention"), cfg)?,
-            layer_scale1: scale("layer_scale1")?,
-            norm2: candle_nn::layer_norm(h, cfg.layer_norm_eps, vb.pp("norm2"))?,
-            fc1: candle_nn::linear(h, mlp_hidden, vb.pp("mlp").pp("fc1"))?,
-            fc2: candle_nn::linear(mlp_hidden, h, vb.pp("mlp").pp("fc2"))?,
-            layer_scale2: scale("layer_scale2")?,
-        })
-    }
-
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let attn = self.attention.forward(&self.norm1.forward(xs)?)?;
-        let xs = (xs + attn.broadcast_mul(&self.layer_scale1)?)?;
-        let mlp = self
-            .fc2
-            .forward(&self.fc1.forward(&self.norm2.forward(&xs)?)?.gelu_erf()?)?;
-        Ok((xs + mlp.broadcast_mul(&self.layer_scale2)?)?)
-    }
-}
+const NAMES: BlockNames = BlockNames {
+    norm1: "norm1",
+    query: "attention.attention.query",
+    key: "attention.attention.key",
+    value: "attention.attention.value",
+    out: "attention.output.dense",
+    norm2: "norm2",
+    fc1: "mlp.fc1",
+    fc2: "mlp.fc2",
+    layer_scale1: "layer_scale1",
+    layer_scale2: "layer_scale2",
+};
 
 pub struct Dinov2 {
     patch_embed: Conv2d,
     cls_token: Tensor,
     /// `[1, 1 + g*g, hidden]` for the checkpoint's own `g x g` patch grid.
     position_embeddings: Tensor,
-    layers: Vec<Layer>,
+    layers: Vec<Block>,
     layernorm: LayerNorm,
     cfg: Dinov2Config,
     pooling: Dinov2Pooling,
@@ -209,8 +137,17 @@ impl Dinov2 {
         let cls_token = emb.get_with_hints((1, 1, h), "cls_token", small_random)?;
         let position_embeddings =
             emb.get_with_hints((1, 1 + grid * grid, h), "position_embeddings", small_random)?;
+        let block = BlockConfig {
+            hidden: h,
+            heads: cfg.num_attention_heads,
+            mlp_hidden: (h as f64 * cfg.mlp_ratio) as usize,
+            eps: cfg.layer_norm_eps,
+            activation: Activation::Gelu,
+            layer_scale: true,
+            qkv_bias: cfg.qkv_bias,
+        };
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| Layer::new(vb.pp("encoder").pp("layer").pp(i), cfg))
+            .map(|i| Block::load(vb.pp("encoder").pp("layer").pp(i), &block, &NAMES))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             patch_embed,

@@ -3,6 +3,8 @@
 
 pub mod clip;
 pub mod dinov2;
+mod kernels;
+pub mod vit;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -143,7 +145,7 @@ impl Model {
                 let vb = mmap_safetensors(&files.weights, device)?;
                 let pooling =
                     pick_pooling(spec.family, pooling.or(Some(spec.pooling)), &files.config)?;
-                let network = build(spec.family, &config, pooling, vb, true, &files.config)?;
+                let network = build(spec.family, &config, pooling, vb, &files.config)?;
                 Ok(Self {
                     name: spec.name.clone(),
                     family: spec.family,
@@ -164,7 +166,7 @@ impl Model {
                     Preprocess::from_hf_file(files.preprocessor.as_deref().expect("dir"))?;
                 let vb = mmap_safetensors(&files.weights, device)?;
                 let pooling = pick_pooling(family, pooling, &files.config)?;
-                let network = build(family, &config, pooling, vb, true, &files.config)?;
+                let network = build(family, &config, pooling, vb, &files.config)?;
                 Ok(Self {
                     name: dir_label(dir),
                     family,
@@ -183,14 +185,7 @@ impl Model {
                     Family::Clip => serde_json::json!({ "vision_config": spec.architecture }),
                     Family::Dinov2 => spec.architecture.clone(),
                 };
-                let network = build(
-                    spec.family,
-                    &config,
-                    pooling,
-                    vb,
-                    false,
-                    Path::new(&spec.name),
-                )?;
+                let network = build(spec.family, &config, pooling, vb, Path::new(&spec.name))?;
                 Ok(Self {
                     name: spec.name.clone(),
                     family: spec.family,
@@ -224,7 +219,6 @@ fn build(
     config: &serde_json::Value,
     pooling: Pooling,
     vb: VarBuilder,
-    real_weights: bool,
     config_path: &Path,
 ) -> Result<Network> {
     let bad = |reason: String| Error::ModelFiles {
@@ -235,7 +229,7 @@ fn build(
         Family::Clip => {
             let cfg = ClipConfig::from_hf_json(config).map_err(bad)?;
             cfg.check_supported().map_err(bad)?;
-            Network::Clip(Clip::new(vb, &cfg, real_weights)?)
+            Network::Clip(Clip::new(vb, &cfg)?)
         }
         Family::Dinov2 => {
             let cfg: Dinov2Config = serde_json::from_value(config.clone())

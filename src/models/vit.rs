@@ -1,0 +1,161 @@
+//! The pre-norm transformer encoder block that CLIP's image tower and DINOv2 share, shaped for
+//! speed on CPU: one fused QKV product, linear layers as single 2-D matrix products (candle's
+//! `Linear` broadcasts the weight into a batch of small products), and the in-place kernels of
+//! `kernels.rs` for activation and softmax. Weight names are each model's own (`BlockNames`).
+
+use candle_core::{Module, Tensor};
+use candle_nn::{Init, LayerNorm, VarBuilder};
+
+use super::kernels;
+use crate::error::Result;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// Exact (erf) GELU: DINOv2.
+    Gelu,
+    /// `x * sigmoid(1.702 x)`: CLIP.
+    QuickGelu,
+}
+
+#[derive(Debug, Clone)]
+pub struct BlockConfig {
+    pub hidden: usize,
+    pub heads: usize,
+    pub mlp_hidden: usize,
+    pub eps: f64,
+    pub activation: Activation,
+    pub layer_scale: bool,
+    pub qkv_bias: bool,
+}
+
+/// Where a block's weights live in a checkpoint, relative to the block's prefix.
+pub struct BlockNames {
+    pub norm1: &'static str,
+    pub query: &'static str,
+    pub key: &'static str,
+    pub value: &'static str,
+    pub out: &'static str,
+    pub norm2: &'static str,
+    pub fc1: &'static str,
+    pub fc2: &'static str,
+    pub layer_scale1: &'static str,
+    pub layer_scale2: &'static str,
+}
+
+/// `y = x W^T + b` for x of any rank, as one 2-D matrix product.
+pub struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub fn load(vb: VarBuilder, inputs: usize, outputs: usize, bias: bool) -> Result<Self> {
+        let weight = vb.get_with_hints(
+            (outputs, inputs),
+            "weight",
+            candle_nn::init::DEFAULT_KAIMING_NORMAL,
+        )?;
+        let bias = if bias {
+            Some(vb.get(outputs, "bias")?)
+        } else {
+            None
+        };
+        Ok(Self { weight, bias })
+    }
+
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let dims = xs.dims();
+        let inputs = dims[dims.len() - 1];
+        let rows = xs.elem_count() / inputs;
+        let ys = xs.reshape((rows, inputs))?.matmul(&self.weight.t()?)?;
+        let ys = match &self.bias {
+            Some(b) => ys.broadcast_add(b)?,
+            None => ys,
+        };
+        let mut out_dims = dims.to_vec();
+        *out_dims.last_mut().expect("rank >= 1") = self.weight.dim(0)?;
+        Ok(ys.reshape(out_dims)?)
+    }
+}
+
+pub struct Block {
+    norm1: LayerNorm,
+    qkv: Linear,
+    out: Linear,
+    layer_scale1: Option<Tensor>,
+    norm2: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    layer_scale2: Option<Tensor>,
+    cfg: BlockConfig,
+}
+
+impl Block {
+    pub fn load(vb: VarBuilder, cfg: &BlockConfig, names: &BlockNames) -> Result<Self> {
+        let h = cfg.hidden;
+        // Q, K and V become one [3h, h] product.
+        let part = |name: &str| Linear::load(vb.pp(name), h, h, cfg.qkv_bias);
+        let (q, k, v) = (part(names.query)?, part(names.key)?, part(names.value)?);
+        let qkv = Linear {
+            weight: Tensor::cat(&[&q.weight, &k.weight, &v.weight], 0)?,
+            bias: match (q.bias, k.bias, v.bias) {
+                (Some(qb), Some(kb), Some(vb)) => Some(Tensor::cat(&[qb, kb, vb], 0)?),
+                _ => None,
+            },
+        };
+        let scale = |name: &str| -> Result<Option<Tensor>> {
+            Ok(if cfg.layer_scale {
+                Some(vb.pp(name).get_with_hints(h, "lambda1", Init::Const(1.0))?)
+            } else {
+                None
+            })
+        };
+        Ok(Self {
+            norm1: candle_nn::layer_norm(h, cfg.eps, vb.pp(names.norm1))?,
+            qkv,
+            out: Linear::load(vb.pp(names.out), h, h, true)?,
+            layer_scale1: scale(names.layer_scale1)?,
+            norm2: candle_nn::layer_norm(h, cfg.eps, vb.pp(names.norm2))?,
+            fc1: Linear::load(vb.pp(names.fc1), h, cfg.mlp_hidden, true)?,
+            fc2: Linear::load(vb.pp(names.fc2), cfg.mlp_hidden, h, true)?,
+            layer_scale2: scale(names.layer_scale2)?,
+            cfg: cfg.clone(),
+        })
+    }
+
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let attn = self.attention(&self.norm1.forward(xs)?)?;
+        let xs = residual(xs, &attn, self.layer_scale1.as_ref())?;
+        let hidden = self.fc1.forward(&self.norm2.forward(&xs)?)?;
+        let hidden = match self.cfg.activation {
+            Activation::Gelu => kernels::gelu_erf(&hidden)?,
+            Activation::QuickGelu => kernels::quick_gelu(&hidden)?,
+        };
+        residual(&xs, &self.fc2.forward(&hidden)?, self.layer_scale2.as_ref())
+    }
+
+    fn attention(&self, xs: &Tensor) -> Result<Tensor> {
+        let (b, n, c) = xs.dims3()?;
+        let heads = self.cfg.heads;
+        let d = c / heads;
+        // [b, n, 3c] -> [3, b, heads, n, d] in one copy.
+        let qkv = self
+            .qkv
+            .forward(xs)?
+            .reshape((b, n, 3, heads, d))?
+            .permute((2, 0, 3, 1, 4))?
+            .contiguous()?;
+        let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
+        let scores = q.matmul(&k.t()?)?;
+        let weights = kernels::scaled_softmax_last_dim(&scores, 1.0 / (d as f32).sqrt())?;
+        let out = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, n, c))?;
+        self.out.forward(&out)
+    }
+}
+
+fn residual(xs: &Tensor, branch: &Tensor, scale: Option<&Tensor>) -> Result<Tensor> {
+    Ok(match scale {
+        Some(s) => (xs + branch.broadcast_mul(s)?)?,
+        None => (xs + branch)?,
+    })
+}
