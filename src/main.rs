@@ -7,7 +7,21 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc's `mi_option_purge_delay` (mimalloc.h, v3): milliseconds before freed memory goes
+/// back to the OS. The forward pass frees and reallocates tens of megabytes per layer; with
+/// purging, every reuse page-faults fresh zeroed pages (measured: 16% of the time).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+fn keep_freed_memory() {
+    // SAFETY: sets a process-wide allocator option; no memory is touched.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+}
+
 fn main() -> ExitCode {
+    keep_freed_memory();
     let args = cli::Args::parse();
     match cli::run(args) {
         Ok(outcome) => outcome.exit_code(),
@@ -15,5 +29,15 @@ fn main() -> ExitCode {
             cli::report_error(&err);
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_purge_delay_option_has_its_documented_default() {
+        // Guards the option's index: mimalloc documents purge_delay's default as 10 ms.
+        let value = unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) };
+        assert!(value == 10 || value == -1, "{value}");
     }
 }

@@ -144,15 +144,34 @@ multiversion! {
     }
 }
 
+/// Lanes of the independent accumulators in reductions, so that they vectorise.
+const LANES: usize = 16;
+
 multiversion! {
     fn softmax_row(row: &mut [f32], scale: f32) {
-        let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) * scale;
-        let mut sum = 0.0;
-        for v in row.iter_mut() {
+        let mut maxes = [f32::NEG_INFINITY; LANES];
+        let mut chunks = row.chunks_exact(LANES);
+        for chunk in &mut chunks {
+            for (m, &v) in maxes.iter_mut().zip(chunk) {
+                *m = if v > *m { v } else { *m };
+            }
+        }
+        let tail_max = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+        let max = maxes.iter().fold(tail_max, |m, &v| if v > m { v } else { m }) * scale;
+        let mut sums = [0f32; LANES];
+        let mut chunks = row.chunks_exact_mut(LANES);
+        for chunk in &mut chunks {
+            for (s, v) in sums.iter_mut().zip(chunk.iter_mut()) {
+                *v = exp(*v * scale - max);
+                *s += *v;
+            }
+        }
+        let mut sum: f32 = 0.0;
+        for v in chunks.into_remainder() {
             *v = exp(*v * scale - max);
             sum += *v;
         }
-        let inv = 1.0 / sum;
+        let inv = 1.0 / (sum + sums.iter().sum::<f32>());
         for v in row.iter_mut() {
             *v *= inv;
         }
