@@ -4,7 +4,7 @@
 //! that the compiler vectorises (AVX-512 or AVX2 chosen at run time). On a GPU, or for a tensor
 //! that is not a contiguous f32 CPU tensor, the candle operations are used instead.
 
-use candle_core::{CpuStorage, InplaceOp1, Layout, Result, Tensor};
+use candle_core::{CpuStorage, CustomOp3, InplaceOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Elements per parallel task: large enough to amortise scheduling, small enough to balance.
@@ -29,6 +29,155 @@ pub fn scaled_softmax_last_dim(xs: &Tensor, scale: f32) -> Result<Tensor> {
     apply(xs, &Softmax { row, scale }, || {
         candle_nn::ops::softmax_last_dim(&(xs * f64::from(scale))?)
     })
+}
+
+/// Multi-head attention `softmax(q k^T / sqrt(d)) v` for `q`, `k`, `v` of shape
+/// `[batch, heads, tokens, d]`, returned as `[batch, tokens, heads * d]` (heads side by side,
+/// ready for the output projection). On CPU each (batch, head) pair is one task on its own core,
+/// with single-threaded products, the scale folded into the first product and no transpose
+/// copies: candle runs these small products one after another, each split over both cores.
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+    let (b, heads, n, d) = q.dims4()?;
+    let scale = 1.0 / (d as f32).sqrt();
+    let on_cpu = [q, k, v]
+        .iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == candle_core::DType::F32 && t.is_contiguous());
+    if on_cpu {
+        return q.apply_op3_no_bwd(
+            k,
+            v,
+            &Attention {
+                b,
+                heads,
+                n,
+                d,
+                scale,
+            },
+        );
+    }
+    let weights = scaled_softmax_last_dim(&q.matmul(&k.t()?)?, scale)?;
+    weights
+        .matmul(v)?
+        .transpose(1, 2)?
+        .reshape((b, n, heads * d))
+}
+
+struct Attention {
+    b: usize,
+    heads: usize,
+    n: usize,
+    d: usize,
+    scale: f32,
+}
+
+impl CustomOp3 for Attention {
+    fn name(&self) -> &'static str {
+        "imgsim-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        qs: &CpuStorage,
+        ql: &Layout,
+        ks: &CpuStorage,
+        kl: &Layout,
+        vs: &CpuStorage,
+        vl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (q, k, v) = (slice(qs, ql)?, slice(ks, kl)?, slice(vs, vl)?);
+        let Attention {
+            b,
+            heads,
+            n,
+            d,
+            scale,
+        } = *self;
+        let mut out = vec![0f32; b * n * heads * d];
+        // Each task writes the columns of its head in its batch item: disjoint parts of `out`.
+        let out_ptr = SendPtr(out.as_mut_ptr());
+        (0..b * heads).into_par_iter().for_each_init(
+            || vec![0f32; n * n],
+            |scores, task| {
+                let (item, head) = (task / heads, task % heads);
+                let offset = task * n * d;
+                let (q, k, v) = (
+                    &q[offset..][..n * d],
+                    &k[offset..][..n * d],
+                    &v[offset..][..n * d],
+                );
+                let out_ptr = &out_ptr;
+                // SAFETY: the strides describe `n x d`, `d x n` and `n x n` matrices inside the
+                // slices above; the output block of this task is written by this task alone.
+                unsafe {
+                    // scores = scale * q k^T
+                    gemm::gemm(
+                        n,
+                        n,
+                        d,
+                        scores.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        false,
+                        q.as_ptr(),
+                        1,
+                        d as isize,
+                        k.as_ptr(),
+                        d as isize,
+                        1,
+                        0.0,
+                        scale,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+                for row in scores.chunks_exact_mut(n) {
+                    softmax_row(row, 1.0);
+                }
+                unsafe {
+                    // out[item, :, head, :] = scores v
+                    let dst = out_ptr.0.add((item * n * heads + head) * d);
+                    gemm::gemm(
+                        n,
+                        d,
+                        n,
+                        dst,
+                        1,
+                        (heads * d) as isize,
+                        false,
+                        scores.as_ptr(),
+                        1,
+                        n as isize,
+                        v.as_ptr(),
+                        1,
+                        d as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            },
+        );
+        Ok((CpuStorage::F32(out), Shape::from((b, n, heads * d))))
+    }
+}
+
+struct SendPtr(*mut f32);
+// SAFETY: tasks write disjoint regions through it (see `Attention::cpu_fwd`).
+unsafe impl Sync for SendPtr {}
+
+fn slice<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("expected f32 storage")
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("expected a contiguous tensor")
+    };
+    Ok(&data[start..end])
 }
 
 fn apply(
@@ -192,7 +341,7 @@ fn exp(x: f32) -> f32 {
     p = p.mul_add(r, 8.333_452e-3);
     p = p.mul_add(r, 4.166_579_6e-2);
     p = p.mul_add(r, 1.666_666_5e-1);
-    p = p.mul_add(r, 5.000_000_1e-1);
+    p = p.mul_add(r, 0.5); // Cephes: 5.0000001201e-1, which is 0.5 in f32
     let y = p.mul_add(r * r, r) + 1.0;
     y * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }

@@ -145,10 +145,7 @@ impl Block {
             .reshape((b, n, 3, heads, d))?
             .permute((2, 0, 3, 1, 4))?
             .contiguous()?;
-        let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
-        let scores = q.matmul(&k.t()?)?;
-        let weights = kernels::scaled_softmax_last_dim(&scores, 1.0 / (d as f32).sqrt())?;
-        let out = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, n, c))?;
+        let out = kernels::attention(&qkv.get(0)?, &qkv.get(1)?, &qkv.get(2)?)?;
         self.out.forward(&out)
     }
 }
@@ -158,4 +155,10 @@ fn residual(xs: &Tensor, branch: &Tensor, scale: Option<&Tensor>) -> Result<Tens
         Some(s) => (xs + branch.broadcast_mul(s)?)?,
         None => (xs + branch)?,
     })
+}
+
+/// The fused attention kernel, exposed for `examples/profile_ops.rs`.
+#[doc(hidden)]
+pub fn attention_for_profiling(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+    Ok(kernels::attention(q, k, v)?)
 }
