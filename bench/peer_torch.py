@@ -78,11 +78,22 @@ def end_to_end(processor, embed, folder):
             "images_per_s": (len(paths) - failed) / elapsed}
 
 
+def decode_resize_ms(processor, folder):
+    """PIL open + convert + the image processor, per image, one thread (what the loop does
+    before the model)."""
+    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in EXTENSIONS)
+    start = time.perf_counter()
+    for path in paths:
+        processor(images=Image.open(path).convert("RGB"), return_tensors="pt")
+    return (time.perf_counter() - start) * 1000 / len(paths)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--family", choices=["clip", "dinov2"], required=True)
     ap.add_argument("--architecture", required=True, help="config.json fields, as JSON")
     ap.add_argument("--images")
+    ap.add_argument("--camera", help="folder of camera-sized photos")
     ap.add_argument("--batch-size", type=int, action="append", default=[])
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--seconds", type=float, default=5.0)
@@ -92,6 +103,8 @@ def main():
     processor, embed = build(args.family, json.loads(args.architecture))
     figures = {"model_only": [model_only(embed, b, args.seconds) for b in (args.batch_size or [1])],
                "end_to_end": end_to_end(processor, embed, args.images) if args.images else None,
+               "end_to_end_camera": end_to_end(processor, embed, args.camera) if args.camera else None,
+               "decode_resize_ms": decode_resize_ms(processor, args.camera) if args.camera else None,
                "torch": torch.__version__, "threads": torch.get_num_threads()}
     print(json.dumps(figures))
 

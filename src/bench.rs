@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::decode;
 use crate::embed::Embedder;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::preprocess::Preprocess;
 
 /// Images per second of the model alone, on random pixel values of the model's input size.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,6 +36,12 @@ pub struct EndToEnd {
 pub struct Figures {
     pub model_only: Vec<ModelOnly>,
     pub end_to_end: Option<EndToEnd>,
+    /// End to end over the camera-sized photos.
+    #[serde(default)]
+    pub end_to_end_camera: Option<EndToEnd>,
+    /// imgsim: both decode paths; the peer: PIL's open, convert and image processor.
+    #[serde(default)]
+    pub decode_resize_ms: Option<f64>,
 }
 
 /// Runs `batch_size` images through the model, once to warm up, then until `budget` has passed
@@ -73,6 +81,104 @@ pub fn end_to_end(embedder: &Embedder, paths: &[PathBuf]) -> Result<EndToEnd> {
     })
 }
 
+/// Decoding and resizing camera-sized photos: imgsim's full decode, its reduced-size (DCT
+/// scaling) decode, and how far apart the model inputs of the two are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DecodeResize {
+    pub images: usize,
+    pub width: u32,
+    pub height: u32,
+    /// Milliseconds per image, one thread: read, decode, resize and crop (imgsim's full path).
+    pub full_ms: f64,
+    /// The same with the reduced-size decode that imgsim uses.
+    pub reduced_ms: f64,
+    /// Mean absolute difference of the 8-bit model inputs, full vs reduced, in units of 1/255:
+    /// the mean over images, and the largest of any image.
+    pub mean_abs_diff: f64,
+    pub max_image_abs_diff: f64,
+}
+
+/// Writes `count` camera-sized JPEGs (the shorter side 3000 px, quality 90), upscaled from
+/// `sources`, into `dir`.
+pub fn make_camera_photos(sources: &[PathBuf], dir: &Path, count: usize) -> Result<Vec<PathBuf>> {
+    use crate::resize::{resize_window, Filter};
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for src in sources.iter().take(count) {
+        let Ok(image) = decode::decode_file(src) else {
+            continue;
+        };
+        let (w, h) = image.dimensions();
+        let (cw, ch) = if w >= h { (4000, 3000) } else { (3000, 4000) };
+        let big = resize_window(&image, cw, ch, (0, 0, cw, ch), Filter::Bicubic);
+        let path = dir
+            .join(src.file_name().unwrap_or_default())
+            .with_extension("jpg");
+        let file = std::fs::File::create(&path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(file), 90)
+            .encode_image(&big)
+            .map_err(|e| Error::Unsupported(format!("cannot write {}: {e}", path.display())))?;
+        out.push(path);
+    }
+    Ok(out)
+}
+
+/// Times both decode paths on one thread and compares their model inputs.
+pub fn decode_resize(paths: &[PathBuf], preprocess: &Preprocess) -> Result<DecodeResize> {
+    let mut full = Vec::new();
+    let start = Instant::now();
+    for path in paths {
+        full.push(
+            preprocess.resize_and_crop(&decode_for_bench(path, None)?),
+        );
+    }
+    let full_ms = start.elapsed().as_secs_f64() * 1000.0 / paths.len() as f64;
+    let mut reduced = Vec::new();
+    let start = Instant::now();
+    for path in paths {
+        let image =
+            decode_for_bench(path, preprocess.shortest_edge)?;
+        reduced.push(preprocess.resize_and_crop(&image));
+    }
+    let reduced_ms = start.elapsed().as_secs_f64() * 1000.0 / paths.len() as f64;
+    let diffs: Vec<f64> = full
+        .iter()
+        .zip(&reduced)
+        .map(|(a, b)| {
+            let total: u64 = a
+                .as_raw()
+                .iter()
+                .zip(b.as_raw())
+                .map(|(x, y)| u64::from(x.abs_diff(*y)))
+                .sum();
+            total as f64 / a.as_raw().len() as f64
+        })
+        .collect();
+    let first = decode_for_bench(&paths[0], None)?;
+    Ok(DecodeResize {
+        images: paths.len(),
+        width: first.width(),
+        height: first.height(),
+        full_ms,
+        reduced_ms,
+        mean_abs_diff: diffs.iter().sum::<f64>() / diffs.len() as f64,
+        max_image_abs_diff: diffs.iter().cloned().fold(0.0, f64::max),
+    })
+}
+
+fn decode_for_bench(path: &Path, shortest_edge: Option<u32>) -> Result<image::RgbImage> {
+    decode::decode_file_for(path, shortest_edge).map_err(|source| Error::Decode {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// What the PyTorch peer script is asked to measure.
 pub struct PeerRequest<'a> {
     pub python: &'a str,
@@ -81,6 +187,7 @@ pub struct PeerRequest<'a> {
     /// The architecture (`config.json` fields) to build with random weights.
     pub architecture: &'a serde_json::Value,
     pub images: Option<&'a Path>,
+    pub camera: Option<&'a Path>,
     pub batch_sizes: &'a [usize],
     pub threads: usize,
     pub seconds: f64,
@@ -99,6 +206,9 @@ pub fn run_peer(req: &PeerRequest) -> std::result::Result<Figures, String> {
     }
     if let Some(images) = req.images {
         cmd.arg("--images").arg(images);
+    }
+    if let Some(camera) = req.camera {
+        cmd.arg("--camera").arg(camera);
     }
     let output = cmd
         .output()

@@ -144,10 +144,12 @@ impl Embedder {
     }
 
     fn prepare_file(&self, path: &Path) -> Result<Prepared> {
-        let image = decode::decode_file(path).map_err(|source| Error::Decode {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let image = decode::decode_file_for(path, self.model.preprocess.shortest_edge).map_err(
+            |source| Error::Decode {
+                path: path.to_path_buf(),
+                source,
+            },
+        )?;
         self.prepare_image(&image)
     }
 

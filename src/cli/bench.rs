@@ -25,6 +25,10 @@ pub struct EmbedBenchArgs {
     /// A folder of images for the end-to-end run (read, decode, preprocess, embed).
     #[arg(long, value_name = "DIR")]
     images: Option<PathBuf>,
+    /// Also make this many camera-sized photos (4000x3000 JPEGs upscaled from --images) and
+    /// measure decoding and resizing them, and embedding them end to end.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    camera: usize,
     /// The larger batch size measured beside batch 1.
     #[arg(long, default_value_t = imgsim::embed::DEFAULT_BATCH_SIZE)]
     batch_size: usize,
@@ -54,6 +58,7 @@ pub struct BenchLine {
     pub device: String,
     pub threads: usize,
     pub imgsim: Figures,
+    pub decode: Option<bench::DecodeResize>,
     pub pytorch: Option<Figures>,
     pub peer_error: Option<String>,
 }
@@ -71,6 +76,16 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
             paths
         }
         None => Vec::new(),
+    };
+    let camera_dir = std::env::temp_dir().join("imgsim-bench-camera");
+    let camera = if args.camera > 0 {
+        if paths.is_empty() {
+            anyhow::bail!("--camera makes its photos from --images DIR: give one");
+        }
+        let _ = std::fs::remove_dir_all(&camera_dir);
+        bench::make_camera_photos(&paths, &camera_dir, args.camera)?
+    } else {
+        Vec::new()
     };
     let budget = Duration::from_secs_f64(args.seconds);
     let batch_sizes = if args.batch_size == 1 {
@@ -108,9 +123,19 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
         } else {
             Some(bench::end_to_end(&embedder, &paths)?)
         };
+        let (decode, end_to_end_camera) = if camera.is_empty() {
+            (None, None)
+        } else {
+            (
+                Some(bench::decode_resize(&camera, &embedder.model().preprocess)?),
+                Some(bench::end_to_end(&embedder, &camera)?),
+            )
+        };
         let ours = Figures {
             model_only,
             end_to_end,
+            end_to_end_camera,
+            decode_resize_ms: decode.as_ref().map(|d| d.reduced_ms),
         };
         let (pytorch, peer_error) = if args.peer {
             let family = match spec.family {
@@ -123,6 +148,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
                 family,
                 architecture: &spec.architecture,
                 images: args.images.as_deref(),
+                camera: (!camera.is_empty()).then_some(camera_dir.as_path()),
                 batch_sizes: &batch_sizes,
                 threads,
                 seconds: args.seconds,
@@ -139,6 +165,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
             device: imgsim::device::describe(&device).into(),
             threads,
             imgsim: ours,
+            decode,
             pytorch,
             peer_error,
         };
@@ -191,6 +218,39 @@ fn print_table(line: &BenchLine) {
         if e.failed > 0 {
             println!("  ({} files failed to decode)", e.failed);
         }
+    }
+    if let Some(e) = &line.imgsim.end_to_end_camera {
+        let theirs = line
+            .pytorch
+            .as_ref()
+            .and_then(|p| p.end_to_end_camera.as_ref())
+            .map(|x| x.images_per_s);
+        row(
+            format!("end to end, {} camera photos", e.images),
+            e.images_per_s,
+            theirs,
+        );
+    }
+    if let Some(d) = &line.decode {
+        let pil = line.pytorch.as_ref().and_then(|p| p.decode_resize_ms);
+        println!(
+            "\n  decode + resize of {}x{} JPEGs, one thread   ms/image   PIL ms    speed-up",
+            d.width, d.height
+        );
+        for (label, ours) in [
+            ("full decode", d.full_ms),
+            ("reduced-size decode (used)", d.reduced_ms),
+        ] {
+            let (t, r) = match pil {
+                Some(p) => (format!("{p:.1}"), format!("{:.2}x", p / ours)),
+                None => ("-".into(), "-".into()),
+            };
+            println!("  {label:<42} {ours:>8.1} {t:>9} {r:>9}");
+        }
+        println!(
+            "  model input, reduced vs full decode: mean abs difference {:.3}/255 (largest image {:.3}/255)",
+            d.mean_abs_diff, d.max_image_abs_diff
+        );
     }
     if let Some(err) = &line.peer_error {
         println!("  PyTorch peer not measured: {err}");
