@@ -67,6 +67,18 @@ pub fn model_only(embedder: &Embedder, batch_size: usize, budget: Duration) -> R
     })
 }
 
+/// The process's peak resident memory so far and its current resident memory, in MiB
+/// (`VmHWM`, `VmRSS` of /proc/self/status; `None` where there is no /proc).
+pub fn resident_memory_mb() -> Option<(f64, f64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<f64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb / 1024.0)
+    };
+    Some((field("VmHWM:")?, field("VmRSS:")?))
+}
+
 /// Embeds every file once through the full pipeline.
 pub fn end_to_end(embedder: &Embedder, paths: &[PathBuf]) -> Result<EndToEnd> {
     let start = Instant::now();
@@ -134,16 +146,13 @@ pub fn decode_resize(paths: &[PathBuf], preprocess: &Preprocess) -> Result<Decod
     let mut full = Vec::new();
     let start = Instant::now();
     for path in paths {
-        full.push(
-            preprocess.resize_and_crop(&decode_for_bench(path, None)?),
-        );
+        full.push(preprocess.resize_and_crop(&decode_for_bench(path, None)?));
     }
     let full_ms = start.elapsed().as_secs_f64() * 1000.0 / paths.len() as f64;
     let mut reduced = Vec::new();
     let start = Instant::now();
     for path in paths {
-        let image =
-            decode_for_bench(path, preprocess.shortest_edge)?;
+        let image = decode_for_bench(path, preprocess.shortest_edge)?;
         reduced.push(preprocess.resize_and_crop(&image));
     }
     let reduced_ms = start.elapsed().as_secs_f64() * 1000.0 / paths.len() as f64;

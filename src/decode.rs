@@ -57,15 +57,7 @@ fn decode_jpeg_reduced(bytes: &[u8], shortest_edge: u32) -> Result<Option<RgbIma
         return Ok(None);
     };
     let (width, height) = (u32::from(info.width), u32::from(info.height));
-    let pixels = u64::from(width) * u64::from(height);
-    if pixels > MAX_PIXELS {
-        return Err(DecodeError::TooLarge {
-            width,
-            height,
-            pixels,
-            limit: MAX_PIXELS,
-        });
-    }
+    check_size(width, height)?;
     let short = width.min(height);
     let Some(reduction) = [8, 4, 2]
         .into_iter()
@@ -126,18 +118,7 @@ pub fn decode_bytes(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
 
     let mut decoder = reader.into_decoder().map_err(image_error)?;
     let (width, height) = decoder.dimensions();
-    let pixels = u64::from(width) * u64::from(height);
-    if pixels == 0 {
-        return Err(DecodeError::Empty { width, height });
-    }
-    if pixels > MAX_PIXELS {
-        return Err(DecodeError::TooLarge {
-            width,
-            height,
-            pixels,
-            limit: MAX_PIXELS,
-        });
-    }
+    check_size(width, height)?;
     // A broken EXIF block should not cost the photo: fall back to "as stored".
     let orientation = decoder
         .orientation()
@@ -152,6 +133,23 @@ pub fn decode_bytes(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     let mut rgb = DynamicImage::ImageRgb8(to_rgb8(decoded));
     rgb.apply_orientation(orientation);
     Ok(rgb.into_rgb8())
+}
+
+/// Refuses empty images and decompression bombs before any pixel is decoded.
+fn check_size(width: u32, height: u32) -> Result<(), DecodeError> {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels == 0 {
+        return Err(DecodeError::Empty { width, height });
+    }
+    if pixels > MAX_PIXELS {
+        return Err(DecodeError::TooLarge {
+            width,
+            height,
+            pixels,
+            limit: MAX_PIXELS,
+        });
+    }
+    Ok(())
 }
 
 /// PIL's `convert("RGB")`: grey is replicated, alpha is dropped (not composited over a

@@ -29,6 +29,10 @@ pub struct EmbedBenchArgs {
     /// measure decoding and resizing them, and embedding them end to end.
     #[arg(long, default_value_t = 0, value_name = "N")]
     camera: usize,
+    /// Run the end-to-end pass over --images this many times, reporting resident memory after
+    /// each (a long run must not grow).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    repeat: usize,
     /// The larger batch size measured beside batch 1.
     #[arg(long, default_value_t = imgsim::embed::DEFAULT_BATCH_SIZE)]
     batch_size: usize,
@@ -59,6 +63,10 @@ pub struct BenchLine {
     pub threads: usize,
     pub imgsim: Figures,
     pub decode: Option<bench::DecodeResize>,
+    /// Resident memory (MiB) after each end-to-end pass over --images.
+    pub rss_mb_after_each_pass: Vec<f64>,
+    /// Peak resident memory (MiB) of the process when this model was done.
+    pub peak_rss_mb: Option<f64>,
     pub pytorch: Option<Figures>,
     pub peer_error: Option<String>,
 }
@@ -118,11 +126,18 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
             .iter()
             .map(|&b| bench::model_only(&embedder, b, budget))
             .collect::<Result<Vec<_>, _>>()?;
-        let end_to_end = if paths.is_empty() {
-            None
+        let mut end_to_end = None;
+        let mut rss_mb_after_each_pass = Vec::new();
+        for _ in 0..if paths.is_empty() {
+            0
         } else {
-            Some(bench::end_to_end(&embedder, &paths)?)
-        };
+            args.repeat.max(1)
+        } {
+            end_to_end = Some(bench::end_to_end(&embedder, &paths)?);
+            if let Some((_, rss)) = bench::resident_memory_mb() {
+                rss_mb_after_each_pass.push(rss);
+            }
+        }
         let (decode, end_to_end_camera) = if camera.is_empty() {
             (None, None)
         } else {
@@ -166,6 +181,8 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
             threads,
             imgsim: ours,
             decode,
+            rss_mb_after_each_pass,
+            peak_rss_mb: bench::resident_memory_mb().map(|(peak, _)| peak),
             pytorch,
             peer_error,
         };
@@ -251,6 +268,34 @@ fn print_table(line: &BenchLine) {
             "  model input, reduced vs full decode: mean abs difference {:.3}/255 (largest image {:.3}/255)",
             d.mean_abs_diff, d.max_image_abs_diff
         );
+    }
+    if let Some(d) = &line.decode {
+        // CPU time per camera photo, at the larger batch size: where the time goes.
+        if let Some(m) = line.imgsim.model_only.last() {
+            let model_ms = 1000.0 / m.images_per_s;
+            let total = d.reduced_ms + model_ms;
+            println!(
+                "  CPU time per camera photo: decode+resize {:.0} ms ({:.0}%), model {:.0} ms ({:.0}%)",
+                d.reduced_ms,
+                100.0 * d.reduced_ms / total,
+                model_ms,
+                100.0 * model_ms / total
+            );
+        }
+    }
+    if !line.rss_mb_after_each_pass.is_empty() {
+        let passes: Vec<String> = line
+            .rss_mb_after_each_pass
+            .iter()
+            .map(|v| format!("{v:.0}"))
+            .collect();
+        println!(
+            "  resident memory after each end-to-end pass (MiB): {}",
+            passes.join(", ")
+        );
+    }
+    if let Some(peak) = line.peak_rss_mb {
+        println!("  peak resident memory so far: {peak:.0} MiB");
     }
     if let Some(err) = &line.peer_error {
         println!("  PyTorch peer not measured: {err}");
