@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use imgsim::embed::{cosine, Embedder};
 use imgsim::models::{registry, WeightsSource};
+use imgsim::weights;
 use serde::{Deserialize, Serialize};
 
 use super::{print_json, report_error, ModelArgs, Outcome};
@@ -10,7 +11,7 @@ use super::{print_json, report_error, ModelArgs, Outcome};
 pub struct CompareArgs {
     image_a: PathBuf,
     image_b: PathBuf,
-    /// `all` compares under every registry model whose weights are at hand.
+    /// `--model all` compares under every registry model whose weights are in the cache.
     #[command(flatten)]
     model: ModelArgs,
     /// One JSON line per model: {"model", "image_a", "image_b", "cosine"}.
@@ -27,9 +28,22 @@ pub struct CompareLine {
 }
 
 pub fn run(args: CompareArgs) -> anyhow::Result<Outcome> {
-    let sources: Vec<WeightsSource> = if args.model.model_dir.is_none() && args.model.model == "all"
-    {
-        registry().iter().map(WeightsSource::Hub).collect()
+    let all = args.model.model_dir.is_none() && args.model.model == "all";
+    let sources: Vec<WeightsSource> = if all {
+        // Only the models already in the cache: `all` never starts gigabytes of downloads.
+        let local: Vec<WeightsSource> = registry()
+            .iter()
+            .filter(|spec| weights::cached(spec).is_ok())
+            .map(WeightsSource::Hub)
+            .collect();
+        if local.is_empty() {
+            anyhow::bail!(
+                "no model's weights are in the Hugging Face cache ({}); fetch some with \
+                 `imgsim models fetch clip dinov2`",
+                weights::cache_dir().display()
+            );
+        }
+        local
     } else {
         vec![args.model.source()?]
     };

@@ -219,12 +219,15 @@ fn a_model_in_a_python_filled_cache_is_found() {
     for file in ["config.json", "model.safetensors"] {
         std::fs::copy(model_dir("tiny-dinov2").join(file), snapshot.join(file)).unwrap();
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_imgsim"))
-        .args(["models", "list", "--json"])
-        .env("HF_HUB_CACHE", cache.path())
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_imgsim"))
+            .args(args)
+            .env("HF_HUB_CACHE", cache.path())
+            .env("HF_HUB_OFFLINE", "1")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["models", "list", "--json"]);
     let lines: Vec<ModelLine> = parse_lines(&stdout(&out));
     let local: Vec<_> = lines
         .iter()
@@ -232,6 +235,40 @@ fn a_model_in_a_python_filled_cache_is_found() {
         .map(|l| l.name.as_str())
         .collect();
     assert_eq!(local, ["dinov2-small"]);
+
+    // `compare --model all` runs the local models only, and never downloads the others.
+    let a = coco().join("000000000009.jpg");
+    let out = run(&[
+        "compare",
+        "--json",
+        "--model",
+        "all",
+        a.to_str().unwrap(),
+        a.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<CompareLine> = parse_lines(&stdout(&out));
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].model, "dinov2-small");
+    assert!((lines[0].cosine - 1.0).abs() < 1e-5);
+}
+
+#[test]
+fn compare_all_without_local_weights_says_how_to_fetch_them() {
+    let a = coco().join("000000000009.jpg");
+    let out = imgsim(&[
+        "compare",
+        "--model",
+        "all",
+        a.to_str().unwrap(),
+        a.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("imgsim models fetch"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// A copy of a fixture model directory without one tensor.
