@@ -93,6 +93,10 @@ impl Embedder {
                 });
             }
             drop(tx);
+            // Owned here, so that it is dropped when this closure ends early (a model error, a
+            // panic in `on_result`): the workers then see the channel closed and stop, and the
+            // scope can join them. Left outside, they would block on `send` forever.
+            let rx = rx;
 
             // Results arrive out of order from the workers; release them in order.
             let mut arrived = BTreeMap::new();
@@ -197,4 +201,44 @@ fn l2_normalize_rows(embeddings: &Tensor) -> Result<Vec<Vec<f32>>> {
 /// Cosine similarity of two L2-normalised vectors.
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{find, WeightsSource};
+
+    /// A panic in the caller's callback must unwind, not leave the decoding workers blocked.
+    #[test]
+    fn a_panicking_callback_does_not_hang_the_pipeline() {
+        let model = Model::load(
+            &WeightsSource::Random(find("dinov2-small").unwrap()),
+            None,
+            &Device::Cpu,
+        )
+        .unwrap();
+        let embedder = Embedder::new(model, Device::Cpu)
+            .batch_size(1)
+            .decode_threads(2);
+        let dir = tempfile::tempdir().unwrap();
+        // Many files that fail fast (not images), so that the workers fill the channel.
+        let paths: Vec<PathBuf> = (0..50)
+            .map(|i| {
+                let p = dir.path().join(format!("{i}.png"));
+                std::fs::write(&p, "not an image").unwrap();
+                p
+            })
+            .collect();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                embedder.embed_files(&paths, |_, _| panic!("the caller failed"))
+            }));
+            done_tx.send(result.is_err()).unwrap();
+        });
+        let panicked = done_rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("no hang");
+        assert!(panicked);
+    }
 }

@@ -22,6 +22,7 @@ fn keep_freed_memory() {
 
 fn main() -> ExitCode {
     keep_freed_memory();
+    die_quietly_on_closed_pipe();
     let args = cli::Args::parse();
     match cli::run(args) {
         Ok(outcome) => outcome.exit_code(),
@@ -29,6 +30,16 @@ fn main() -> ExitCode {
             cli::report_error(&err);
             ExitCode::from(2)
         }
+    }
+}
+
+/// `imgsim embed ... | head` closes the pipe early: end quietly, as Unix tools do, instead of
+/// failing on the next write (Rust ignores SIGPIPE by default).
+fn die_quietly_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restores the default action of one signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
