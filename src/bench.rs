@@ -148,12 +148,17 @@ pub fn make_camera_photos(sources: &[PathBuf], dir: &Path, count: usize) -> Resu
 /// Times both decode paths on one thread and compares their model inputs.
 pub fn decode_resize(paths: &[PathBuf], preprocess: &Preprocess) -> Result<DecodeResize> {
     // Decode and resize are timed apart: (decode, resize) seconds per path.
-    let run = |shortest_edge: Option<u32>| -> Result<(Vec<image::RgbImage>, f64, f64)> {
+    // The first photo's decoded size, for the report.
+    let mut first_size = (0, 0);
+    let mut run = |shortest_edge: Option<u32>| -> Result<(Vec<image::RgbImage>, f64, f64)> {
         let (mut inputs, mut decode_s, mut resize_s) = (Vec::new(), 0.0, 0.0);
         for path in paths {
             let start = Instant::now();
             let image = decode_for_bench(path, shortest_edge)?;
             decode_s += start.elapsed().as_secs_f64();
+            if shortest_edge.is_none() && inputs.is_empty() {
+                first_size = image.dimensions();
+            }
             let start = Instant::now();
             inputs.push(preprocess.resize_and_crop(&image));
             resize_s += start.elapsed().as_secs_f64();
@@ -178,11 +183,10 @@ pub fn decode_resize(paths: &[PathBuf], preprocess: &Preprocess) -> Result<Decod
             total as f64 / a.as_raw().len() as f64
         })
         .collect();
-    let first = decode_for_bench(&paths[0], None)?;
     Ok(DecodeResize {
         images: paths.len(),
-        width: first.width(),
-        height: first.height(),
+        width: first_size.0,
+        height: first_size.1,
         full_ms,
         full_decode_ms: per_image_ms(full_decode),
         reduced_ms,

@@ -221,32 +221,29 @@ fn print_table(line: &BenchLine) {
             theirs,
         );
     }
-    if let Some(e) = &line.imgsim.end_to_end {
-        let theirs = line
-            .pytorch
-            .as_ref()
-            .and_then(|p| p.end_to_end.as_ref())
-            .map(|x| x.images_per_s);
+    let peer = line.pytorch.as_ref();
+    let end_to_end_rows = [
+        (
+            "files",
+            line.imgsim.end_to_end.as_ref(),
+            peer.and_then(|p| p.end_to_end.as_ref()),
+        ),
+        (
+            "camera photos",
+            line.imgsim.end_to_end_camera.as_ref(),
+            peer.and_then(|p| p.end_to_end_camera.as_ref()),
+        ),
+    ];
+    for (what, ours, theirs) in end_to_end_rows {
+        let Some(e) = ours else { continue };
         row(
-            format!("end to end, {} files", e.images),
+            format!("end to end, {} {what}", e.images),
             e.images_per_s,
-            theirs,
+            theirs.map(|x| x.images_per_s),
         );
         if e.failed > 0 {
             println!("  ({} files failed to decode)", e.failed);
         }
-    }
-    if let Some(e) = &line.imgsim.end_to_end_camera {
-        let theirs = line
-            .pytorch
-            .as_ref()
-            .and_then(|p| p.end_to_end_camera.as_ref())
-            .map(|x| x.images_per_s);
-        row(
-            format!("end to end, {} camera photos", e.images),
-            e.images_per_s,
-            theirs,
-        );
     }
     if let Some(d) = &line.decode {
         let pil = line.pytorch.as_ref().and_then(|p| p.decode_resize_ms);

@@ -100,51 +100,38 @@ fn missing_weights_say_how_to_fetch_them() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+/// Runs imgsim, expecting exit code 2 and `needle` in the error message.
+fn assert_fails_with(args: &[&str], needle: &str) {
+    let out = imgsim(args);
+    assert_eq!(out.status.code(), Some(2), "{args:?}");
+    assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
+
 #[test]
 fn unknown_model_and_bad_model_dir_are_clear_errors() {
-    let out = imgsim(&[
-        "embed",
-        "--model",
-        "resnet50",
-        "tests/fixtures/images/tiny.png",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("unknown model 'resnet50'"),
-        "{}",
-        stderr(&out)
+    let image = "tests/fixtures/images/tiny.png";
+    assert_fails_with(
+        &["embed", "--model", "resnet50", image],
+        "unknown model 'resnet50'",
     );
-
-    let out = imgsim(&[
-        "embed",
-        "--model-dir",
-        "tests/fixtures/images",
-        "tests/fixtures/images/tiny.png",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("config.json is missing"),
-        "{}",
-        stderr(&out)
+    assert_fails_with(
+        &["embed", "--model-dir", "tests/fixtures/images", image],
+        "config.json is missing",
     );
-
-    let out = imgsim(&[
-        "embed",
-        "--pooling",
-        "cls",
-        "--model-dir",
-        "tests/fixtures/tiny-clip",
-        "tests/fixtures/images/tiny.png",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("does not apply to a clip model"),
-        "{}",
-        stderr(&out)
+    assert_fails_with(
+        &[
+            "embed",
+            "--pooling",
+            "cls",
+            "--model-dir",
+            "tests/fixtures/tiny-clip",
+            image,
+        ],
+        "does not apply to a clip model",
     );
-
-    let out = imgsim(&["embed", "--frobnicate", "x.png"]);
-    assert_eq!(out.status.code(), Some(2), "clap usage errors exit with 2");
+    // clap's usage errors exit with 2 too.
+    assert_fails_with(&["embed", "--frobnicate", "x.png"], "--frobnicate");
 }
 
 #[derive(Debug, Deserialize)]
