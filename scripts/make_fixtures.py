@@ -7,7 +7,10 @@ makes of them: the 8-bit resized-and-cropped image, the pixel values of one imag
 L2-normalised embeddings. The DINOv2 model has image_size 518, so that at 224 px input its
 37x37 position grid is interpolated to 16x16, as with the real checkpoints.
 
-Usage: python3 scripts/make_fixtures.py   (needs: pip install torch transformers pillow safetensors)
+Also the `imagehash.phash` of those images, for the weight-free baseline.
+
+Usage: python3 scripts/make_fixtures.py [--only phash]
+       (needs: pip install torch transformers pillow safetensors imagehash)
 """
 import json
 import math
@@ -98,7 +101,7 @@ def tiny_dinov2(path):
 
 
 def load_rgb(rel):
-    path = COCO / rel.split("/", 1)[1] if rel.startswith("coco/") else FIXTURES / rel
+    path = load_path(rel)
     # PIL's convert("RGB"): grey replicated, alpha dropped. (transformers 5 would composite
     # alpha onto white; imgsim follows PIL and the published recipe.)
     return Image.open(path).convert("RGB")
@@ -146,14 +149,32 @@ def reference(name, model, processor, images, pixel_image):
     (out_dir / "embeddings.json").write_text(json.dumps({"model": name, "images": records}, indent=1) + "\n")
 
 
+def phash_reference(images):
+    """imagehash.phash of each image, as the hex string imagehash prints."""
+    import imagehash
+    hashes = {rel: str(imagehash.phash(Image.open(load_path(rel)))) for rel in images}
+    (FIXTURES / "reference" / "phash.json").write_text(
+        json.dumps({"imagehash": imagehash.__version__, "hashes": hashes}, indent=1) + "\n")
+
+
+def load_path(rel):
+    return COCO / rel.split("/", 1)[1] if rel.startswith("coco/") else FIXTURES / rel
+
+
 def main():
+    import sys
     import transformers
+    if sys.argv[1:] == ["--only", "phash"]:
+        pngs = [f"images/{n}" for n in ["gray.png", "rgba.png", "tall.png", "tiny.png"]]
+        phash_reference([f"coco/{n}" for n in COCO_IMAGES] + pngs)
+        return
     pngs = make_test_images()
     images = [f"coco/{n}" for n in COCO_IMAGES] + pngs
     clip, clip_proc = tiny_clip(FIXTURES / "tiny-clip")
     dino, dino_proc = tiny_dinov2(FIXTURES / "tiny-dinov2")
     reference("tiny-clip", clip, clip_proc, images, "images/rgba.png")
     reference("tiny-dinov2", dino, dino_proc, images, "coco/000000000009.jpg")
+    phash_reference(images)
     (FIXTURES / "reference" / "VERSIONS").write_text(
         f"torch {torch.__version__}\ntransformers {transformers.__version__}\n"
         f"pillow {Image.__version__}\nnumpy {np.__version__}\n")

@@ -16,10 +16,11 @@ use crate::models::Model;
 /// The default number of images per forward pass.
 pub const DEFAULT_BATCH_SIZE: usize = 16;
 
-/// One image, preprocessed: planar `3 x side x side` floats.
-struct Prepared {
-    side: usize,
-    pixels: Vec<f32>,
+/// One image, ready for the model: planar `3 x side x side` floats, or for a model without a
+/// network (`phash`) already its descriptor.
+enum Prepared {
+    Pixels { side: usize, pixels: Vec<f32> },
+    Descriptor(Vec<f32>),
 }
 
 pub struct Embedder {
@@ -60,8 +61,10 @@ impl Embedder {
 
     /// Embeds one decoded image.
     pub fn embed_image(&self, image: &RgbImage) -> Result<Vec<f32>> {
-        let prepared = self.prepare_image(image)?;
-        Ok(self.run_batch(&[prepared])?.remove(0))
+        match self.prepare_image(image)? {
+            Prepared::Descriptor(vector) => Ok(vector),
+            pixels => Ok(self.run_batch(&[pixels])?.remove(0)),
+        }
     }
 
     /// Embeds ready-made pixel values `[B, 3, H, W]` (as the reference processor makes them).
@@ -102,12 +105,12 @@ impl Embedder {
             let mut arrived = BTreeMap::new();
             let mut next_in_order = 0;
             let mut batch: Vec<(usize, Prepared)> = Vec::new();
-            let mut failed: Vec<(usize, Error)> = Vec::new();
+            // Results that need no forward pass: errors and network-free descriptors.
+            let mut done: Vec<(usize, Result<Vec<f32>>)> = Vec::new();
             let mut flush = |batch: &mut Vec<(usize, Prepared)>,
-                             failed: &mut Vec<(usize, Error)>|
+                             done: &mut Vec<(usize, Result<Vec<f32>>)>|
              -> Result<()> {
-                let mut out: Vec<(usize, Result<Vec<f32>>)> =
-                    failed.drain(..).map(|(i, e)| (i, Err(e))).collect();
+                let mut out: Vec<(usize, Result<Vec<f32>>)> = std::mem::take(done);
                 if !batch.is_empty() {
                     let (indices, prepared): (Vec<usize>, Vec<Prepared>) = batch.drain(..).unzip();
                     let vectors = self.run_batch(&prepared)?;
@@ -123,27 +126,30 @@ impl Embedder {
                 arrived.insert(i, prepared);
                 while let Some(prepared) = arrived.remove(&next_in_order) {
                     next_in_order += 1;
+                    let i = next_in_order - 1;
                     match prepared {
-                        Err(e) => {
-                            failed.push((next_in_order - 1, e));
-                            if batch.is_empty() {
-                                flush(&mut batch, &mut failed)?;
-                            }
-                        }
+                        Err(e) => done.push((i, Err(e))),
+                        Ok(Prepared::Descriptor(vector)) => done.push((i, Ok(vector))),
                         Ok(p) => {
                             // Only same-sized inputs stack into one tensor.
-                            if batch.first().is_some_and(|(_, b)| b.side != p.side) {
-                                flush(&mut batch, &mut failed)?;
+                            if batch.first().is_some_and(|(_, b)| side(b) != side(&p)) {
+                                flush(&mut batch, &mut done)?;
                             }
-                            batch.push((next_in_order - 1, p));
+                            batch.push((i, p));
                             if batch.len() >= self.batch_size {
-                                flush(&mut batch, &mut failed)?;
+                                flush(&mut batch, &mut done)?;
                             }
+                            continue;
                         }
+                    }
+                    // Results that skip the model go out at once while no batch holds
+                    // earlier images back (keeping the callback in input order).
+                    if batch.is_empty() {
+                        flush(&mut batch, &mut done)?;
                     }
                 }
             }
-            flush(&mut batch, &mut failed)
+            flush(&mut batch, &mut done)
         })
     }
 
@@ -158,6 +164,9 @@ impl Embedder {
     }
 
     fn prepare_image(&self, image: &RgbImage) -> Result<Prepared> {
+        if let Some(vector) = self.model.describe_without_network(image) {
+            return Ok(Prepared::Descriptor(vector));
+        }
         let cropped = self.model.preprocess.resize_and_crop(image);
         let (w, h) = cropped.dimensions();
         if w != h {
@@ -165,20 +174,29 @@ impl Embedder {
                 "model input must be square, got {w}x{h}: the preprocessing has no center crop"
             )));
         }
-        Ok(Prepared {
+        Ok(Prepared::Pixels {
             side: w as usize,
             pixels: self.model.preprocess.normalize(&cropped),
         })
     }
 
     fn run_batch(&self, batch: &[Prepared]) -> Result<Vec<Vec<f32>>> {
-        let side = batch[0].side;
+        let side = side(&batch[0]);
         let mut flat = Vec::with_capacity(batch.len() * 3 * side * side);
         for p in batch {
-            flat.extend_from_slice(&p.pixels);
+            if let Prepared::Pixels { pixels, .. } = p {
+                flat.extend_from_slice(pixels);
+            }
         }
         let pixel_values = Tensor::from_vec(flat, (batch.len(), 3, side, side), &self.device)?;
         l2_normalize_rows(&self.model.forward(&pixel_values)?)
+    }
+}
+
+fn side(prepared: &Prepared) -> usize {
+    match prepared {
+        Prepared::Pixels { side, .. } => *side,
+        Prepared::Descriptor(_) => 0,
     }
 }
 

@@ -156,6 +156,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
             let family = match spec.family {
                 Family::Clip => "clip",
                 Family::Dinov2 => "dinov2",
+                Family::Phash => unreachable!("bench runs registry networks"),
             };
             match bench::run_peer(&PeerRequest {
                 python: &args.python,

@@ -35,11 +35,12 @@ pub fn run(args: CompareArgs) -> anyhow::Result<Outcome> {
             .iter()
             .filter(|spec| weights::cached(spec).is_ok())
             .map(WeightsSource::Hub)
+            .chain([WeightsSource::Phash])
             .collect();
-        if local.is_empty() {
-            anyhow::bail!(
-                "no model's weights are in the Hugging Face cache ({}); fetch some with \
-                 `imgsim models fetch clip dinov2`",
+        if local.len() == 1 {
+            eprintln!(
+                "imgsim: no network's weights are in the Hugging Face cache ({}), so only the \
+                 phash baseline runs; fetch some with `imgsim models fetch clip dinov2`",
                 weights::cache_dir().display()
             );
         }

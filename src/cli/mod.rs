@@ -47,7 +47,7 @@ enum Command {
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
     /// Model name or alias: clip, dinov2, clip-vit-b32, clip-vit-l14, dinov2-small,
-    /// dinov2-base, dinov2-large.
+    /// dinov2-base, dinov2-large, or phash (the weight-free perceptual-hash baseline).
     #[arg(long, short = 'm', default_value = "clip")]
     model: String,
     /// Load the model from this directory (Hugging Face layout: config.json,
@@ -63,7 +63,7 @@ impl ModelArgs {
     fn source(&self) -> anyhow::Result<WeightsSource> {
         Ok(match &self.model_dir {
             Some(dir) => WeightsSource::Dir(dir.clone()),
-            None => WeightsSource::Hub(imgsim::models::find(&self.model)?),
+            None => imgsim::models::source_for(&self.model)?,
         })
     }
 

@@ -49,10 +49,27 @@ fn line(spec: &ModelSpec) -> ModelLine {
     }
 }
 
+/// The weight-free baseline, listed so that users find it.
+fn phash_line() -> ModelLine {
+    ModelLine {
+        name: imgsim::models::PHASH.to_string(),
+        aliases: Vec::new(),
+        family: "phash".into(),
+        dim: imgsim::models::phash::BITS,
+        weights_mb: 0,
+        repo: String::new(),
+        revision: String::new(),
+        pooling: "hash".into(),
+        local: true,
+        path: None,
+    }
+}
+
 pub fn run(command: ModelsCommand) -> anyhow::Result<Outcome> {
     match command {
         ModelsCommand::List { json } => {
-            let lines: Vec<ModelLine> = registry().iter().map(line).collect();
+            let mut lines: Vec<ModelLine> = registry().iter().map(line).collect();
+            lines.push(phash_line());
             if json {
                 lines.iter().for_each(print_json);
             } else {
@@ -61,6 +78,13 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<Outcome> {
                     "MODEL", "ALIAS", "DIM", "SIZE", "LOCAL"
                 );
                 for l in &lines {
+                    if l.repo.is_empty() {
+                        println!(
+                            "{:<14} {:<8} {:>5} {:>5} MB  {:<6} built in (weight-free baseline)",
+                            l.name, "", l.dim, 0, "yes"
+                        );
+                        continue;
+                    }
                     println!(
                         "{:<14} {:<8} {:>5} {:>5} MB  {:<6} {}@{}",
                         l.name,
@@ -78,6 +102,10 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<Outcome> {
         }
         ModelsCommand::Fetch { names } => {
             for name in names {
+                if name.eq_ignore_ascii_case(imgsim::models::PHASH) {
+                    eprintln!("imgsim: phash needs no weights");
+                    continue;
+                }
                 let spec = find(&name)?;
                 eprintln!(
                     "imgsim: fetching {} ({} MB) from {}@{}",

@@ -4,6 +4,7 @@
 pub mod clip;
 pub mod dinov2;
 mod kernels;
+pub mod phash;
 pub mod vit;
 
 use std::path::{Path, PathBuf};
@@ -48,6 +49,8 @@ const REGISTRY_FILES: &[(&str, &str)] = &[
 pub enum Family {
     Clip,
     Dinov2,
+    /// The weight-free perceptual-hash baseline.
+    Phash,
 }
 
 /// How the network's output becomes one vector.
@@ -60,7 +63,13 @@ pub enum Pooling {
     Mean,
     /// DINOv2: the normed CLS token (`pooler_output`).
     Cls,
+    /// The perceptual hash's bits (no network).
+    #[value(skip)]
+    Hash,
 }
+
+/// The name of the weight-free baseline, accepted wherever a model name is.
+pub const PHASH: &str = "phash";
 
 /// One registry entry: a file in `models/`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -103,9 +112,18 @@ pub fn find(name: &str) -> Result<&'static ModelSpec> {
             known: registry()
                 .iter()
                 .map(|m| m.name.as_str())
+                .chain([PHASH])
                 .collect::<Vec<_>>()
                 .join(", "),
         })
+}
+
+/// Where a model name's weights come from: the registry (hub cache), or none for `phash`.
+pub fn source_for(name: &str) -> Result<WeightsSource> {
+    if name.trim().eq_ignore_ascii_case(PHASH) {
+        return Ok(WeightsSource::Phash);
+    }
+    find(name).map(WeightsSource::Hub)
 }
 
 /// Where the weights of a model come from.
@@ -117,11 +135,14 @@ pub enum WeightsSource {
     Dir(PathBuf),
     /// The registry model's real architecture with random weights (for benchmarks).
     Random(&'static ModelSpec),
+    /// The weight-free perceptual hash.
+    Phash,
 }
 
 enum Network {
     Clip(Clip),
     Dinov2(Dinov2),
+    Phash,
 }
 
 /// A loaded model: network, preprocessing and identity.
@@ -184,6 +205,7 @@ impl Model {
                 let config = match spec.family {
                     Family::Clip => serde_json::json!({ "vision_config": spec.architecture }),
                     Family::Dinov2 => spec.architecture.clone(),
+                    Family::Phash => unreachable!("the registry holds networks only"),
                 };
                 let network = build(spec.family, &config, pooling, vb, Path::new(&spec.name))?;
                 Ok(Self {
@@ -195,6 +217,31 @@ impl Model {
                     network,
                 })
             }
+            WeightsSource::Phash => Ok(Self {
+                pooling: pick_pooling(Family::Phash, pooling, Path::new(PHASH))?,
+                name: PHASH.to_string(),
+                family: Family::Phash,
+                // Describes what the hash does; it runs its own resize (see phash.rs).
+                preprocess: Preprocess {
+                    shortest_edge: None,
+                    crop: None,
+                    resample: crate::preprocess::Resample::Lanczos,
+                    rescale: 1.0,
+                    mean: [0.0; 3],
+                    std: [1.0; 3],
+                },
+                random_weights: false,
+                network: Network::Phash,
+            }),
+        }
+    }
+
+    /// The descriptor of a decoded image for models that need no network (`phash`), which
+    /// the embedding pipeline computes on its decoding threads; `None` for networks.
+    pub fn describe_without_network(&self, image: &image::RgbImage) -> Option<Vec<f32>> {
+        match self.network {
+            Network::Phash => Some(phash::descriptor(image)),
+            _ => None,
         }
     }
 
@@ -203,6 +250,9 @@ impl Model {
         match &self.network {
             Network::Clip(m) => m.forward(pixel_values),
             Network::Dinov2(m) => m.forward(pixel_values),
+            Network::Phash => Err(Error::Unsupported(
+                "phash hashes whole images, not model input tensors".into(),
+            )),
         }
     }
 
@@ -210,6 +260,7 @@ impl Model {
         match &self.network {
             Network::Clip(m) => m.dim(),
             Network::Dinov2(m) => m.dim(),
+            Network::Phash => phash::BITS,
         }
     }
 }
@@ -231,6 +282,7 @@ fn build(
             cfg.check_supported().map_err(bad)?;
             Network::Clip(Clip::new(vb, &cfg)?)
         }
+        Family::Phash => unreachable!("phash has no config.json"),
         Family::Dinov2 => {
             let cfg: Dinov2Config = serde_json::from_value(config.clone())
                 .map_err(|e| bad(format!("bad DINOv2 config: {e}")))?;
@@ -248,6 +300,7 @@ fn pick_pooling(family: Family, wanted: Option<Pooling>, config_path: &Path) -> 
     match (family, wanted) {
         (Family::Clip, None | Some(Pooling::Projection)) => Ok(Pooling::Projection),
         (Family::Dinov2, None) => Ok(Pooling::Mean),
+        (Family::Phash, None) => Ok(Pooling::Hash),
         (Family::Dinov2, Some(p @ (Pooling::Mean | Pooling::Cls))) => Ok(p),
         (family, Some(p)) => Err(Error::ModelFiles {
             path: config_path.to_path_buf(),

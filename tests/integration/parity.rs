@@ -243,3 +243,50 @@ fn parity_bounds_catch_wrong_preprocessing_and_pooling() {
         "mean instead of CLS"
     );
 }
+
+/// The weight-free baseline equals `imagehash.phash`: bit for bit on PNGs, within 2 of 64 bits
+/// on JPEGs (decoders differ slightly; over coco128, 127 of 128 photos match exactly).
+#[test]
+fn phash_matches_imagehash() {
+    #[derive(serde::Deserialize)]
+    struct PhashReference {
+        hashes: std::collections::BTreeMap<String, String>,
+    }
+    let path = fixtures().join("reference/phash.json");
+    let reference: PhashReference =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let embedder = Embedder::new(
+        Model::load(&WeightsSource::Phash, None, &Device::Cpu).unwrap(),
+        Device::Cpu,
+    );
+    let (names, paths): (Vec<&String>, Vec<PathBuf>) = reference
+        .hashes
+        .keys()
+        .map(|rel| {
+            let path = match rel.strip_prefix("coco/") {
+                Some(file) => coco().join(file),
+                None => fixtures().join(rel),
+            };
+            (rel, path)
+        })
+        .unzip();
+    let mut ours = vec![0u64; paths.len()];
+    embedder
+        .embed_files(&paths, |i, r| {
+            let bits = r
+                .unwrap()
+                .iter()
+                .fold(0u64, |h, &v| (h << 1) | u64::from(v > 0.0));
+            ours[i] = bits;
+        })
+        .unwrap();
+    for (name, ours) in names.iter().zip(ours) {
+        let theirs = u64::from_str_radix(&reference.hashes[*name], 16).unwrap();
+        let differing = (ours ^ theirs).count_ones();
+        let allowed = if name.ends_with(".png") { 0 } else { 2 };
+        assert!(
+            differing <= allowed,
+            "{name}: ours {ours:016x}, imagehash {theirs:016x}"
+        );
+    }
+}
