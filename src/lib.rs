@@ -9,6 +9,7 @@ pub mod decode;
 pub mod device;
 pub mod embed;
 pub mod error;
+pub mod eval;
 pub mod models;
 pub mod preprocess;
 pub mod resize;
