@@ -75,6 +75,13 @@ pub enum Error {
     #[error("model computation failed: {0}")]
     Candle(#[from] candle_core::Error),
 
+    /// A benchmark folder or file that is not laid out as expected.
+    #[error("{}: {reason}", path.display())]
+    Dataset { path: PathBuf, reason: String },
+
+    #[error(transparent)]
+    Metrics(#[from] crate::eval::metrics::MetricsError),
+
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,

@@ -1,4 +1,4 @@
-//! Finding image files. (The recursive, incremental walk of a photo library comes with the index.)
+//! Finding image files. (The incremental walk of a photo library comes with the index.)
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +28,26 @@ pub fn images_in(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The image files under `dir`, recursively, sorted by path. Hidden files and folders are
+/// skipped and links are not followed (so a link loop cannot trap the walk).
+pub fn images_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let walk = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+    for entry in walk {
+        let entry = entry.map_err(|e| Error::Io {
+            path: e.path().unwrap_or(dir).to_path_buf(),
+            source: e.into(),
+        })?;
+        if entry.file_type().is_file() && has_image_extension(entry.path()) {
+            files.push(entry.into_path());
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,5 +58,21 @@ mod tests {
         assert!(has_image_extension(Path::new("x.Jpeg")));
         assert!(!has_image_extension(Path::new("notes.txt")));
         assert!(!has_image_extension(Path::new("jpg")));
+    }
+
+    #[test]
+    fn the_recursive_walk_skips_hidden_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        for file in ["a.jpg", "sub/b.PNG", ".hidden/c.jpg", "sub/.d.jpg", "sub/e.txt"] {
+            let path = dir.path().join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"x").unwrap();
+        }
+        let found: Vec<PathBuf> = images_under(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|p| p.strip_prefix(dir.path()).unwrap().to_path_buf())
+            .collect();
+        assert_eq!(found, [PathBuf::from("a.jpg"), PathBuf::from("sub/b.PNG")]);
     }
 }

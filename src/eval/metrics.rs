@@ -193,6 +193,24 @@ fn true_reference_ranks(
         .collect()
 }
 
+/// The rank of the true reference of each query with one (its best, where it has several);
+/// `None`: not among its predictions. Ties count against, as in the official ranks.
+pub fn rank_by_query(
+    ground_truth: &[GroundTruth],
+    predictions: &[Prediction],
+) -> HashMap<String, Option<usize>> {
+    let ranks = true_reference_ranks(ground_truth, predictions);
+    let mut best: HashMap<String, Option<usize>> = HashMap::new();
+    for (g, rank) in ground_truth.iter().zip(ranks) {
+        let entry = best.entry(g.query.clone()).or_insert(None);
+        *entry = match (*entry, rank) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    best
+}
+
 /// Top-1 and top-3 accuracy over the queries that have a true reference: a query counts when
 /// any of its true references ranks inside.
 fn query_accuracies(ground_truth: &[GroundTruth], ranks: &[Option<usize>]) -> (f64, f64) {

@@ -153,8 +153,14 @@ pub struct Model {
     pub pooling: Pooling,
     pub preprocess: Preprocess,
     pub random_weights: bool,
+    /// What the embeddings depend on (weights, pooling, preprocessing, imgsim's pipeline
+    /// version): equal ids give equal embeddings, so caches and indexes key on it.
+    pub id: String,
     network: Network,
 }
+
+/// Bumped whenever a change to imgsim alters the embeddings of unchanged weights.
+pub const PIPELINE_VERSION: u32 = 1;
 
 impl Model {
     /// Loads a model. `pooling` overrides the default (DINOv2 only).
@@ -173,6 +179,7 @@ impl Model {
                     pooling,
                     preprocess: spec.preprocess.clone(),
                     random_weights: false,
+                    id: identity(&format!("{}@{}", spec.name, spec.revision), pooling),
                     network,
                 })
             }
@@ -188,8 +195,10 @@ impl Model {
                 let vb = mmap_safetensors(&files.weights, device)?;
                 let pooling = pick_pooling(family, pooling, &files.config)?;
                 let network = build(family, &config, pooling, vb, &files.config)?;
+                let name = dir_label(dir);
                 Ok(Self {
-                    name: dir_label(dir),
+                    id: identity(&format!("{name}@{}", dir_fingerprint(&files)?), pooling),
+                    name,
                     family,
                     pooling,
                     preprocess,
@@ -214,6 +223,8 @@ impl Model {
                     pooling,
                     preprocess: spec.preprocess.clone(),
                     random_weights: true,
+                    // Random weights differ at every load: nothing may reuse their vectors.
+                    id: format!("{}@random-{:016x}", spec.name, rand::random::<u64>()),
                     network,
                 })
             }
@@ -231,6 +242,7 @@ impl Model {
                     std: [1.0; 3],
                 },
                 random_weights: false,
+                id: identity("phash@imagehash-4", Pooling::Hash),
                 network: Network::Phash,
             }),
         }
@@ -340,6 +352,32 @@ fn mmap_safetensors(path: &Path, device: &Device) -> Result<VarBuilder<'static>>
             reason: format!("cannot read the weights: {e}"),
         }
     })
+}
+
+fn identity(weights: &str, pooling: Pooling) -> String {
+    format!("{weights}/{pooling:?}/v{PIPELINE_VERSION}").to_lowercase()
+}
+
+/// A model directory's content, cheaply: the config files' bytes, and the weights file's
+/// size and modification time.
+fn dir_fingerprint(files: &ModelFiles) -> Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    for path in [Some(&files.config), files.preprocessor.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        hasher.update(&std::fs::read(path).map_err(io(path))?);
+    }
+    let meta = std::fs::metadata(&files.weights).map_err(io(&files.weights))?;
+    hasher.update(&meta.len().to_le_bytes());
+    if let Ok(modified) = meta.modified() {
+        hasher.update(format!("{modified:?}").as_bytes());
+    }
+    Ok(hasher.finalize().to_hex()[..16].to_string())
 }
 
 fn dir_label(dir: &Path) -> String {

@@ -1,0 +1,242 @@
+//! Category retrieval on COCO: each annotated image asks for its `k` nearest other images;
+//! a hit is relevant when the two share at least one object category.
+//!
+//! AP@k of a query = `sum_{i<=k} precision@i * relevant_i / min(k, R)`, with R the number of
+//! relevant images in the pool (the query itself excluded); mAP@k averages it over queries
+//! with R > 0. precision@k = relevant hits in the top k / k.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::cache::EmbeddingCache;
+use super::metrics::Prediction;
+use super::{exact_top_k, extract, ExtractionStats, Image, Progress};
+use crate::embed::Embedder;
+use crate::error::{Error, Result};
+
+/// The images of a COCO split with the categories each shows.
+#[derive(Debug, Clone)]
+pub struct CocoSet {
+    pub images: Vec<Image>,
+    pub categories: Vec<BTreeSet<u32>>,
+    pub annotations: PathBuf,
+    /// Images the annotation file lists that are not on disk.
+    pub missing_files: usize,
+}
+
+#[derive(Deserialize)]
+struct Annotations {
+    images: Vec<AnnotatedImage>,
+    annotations: Vec<Annotation>,
+}
+
+#[derive(Deserialize)]
+struct AnnotatedImage {
+    id: u64,
+    file_name: String,
+}
+
+#[derive(Deserialize)]
+struct Annotation {
+    image_id: u64,
+    category_id: u32,
+}
+
+impl CocoSet {
+    /// Reads `root/<split>/*.jpg` and `root/annotations/instances_<split>.json`.
+    pub fn load(root: &Path, split: &str) -> Result<Self> {
+        let images_dir = root.join(split);
+        let annotations = root
+            .join("annotations")
+            .join(format!("instances_{split}.json"));
+        let dataset_error = |path: &Path, reason: String| Error::Dataset {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if !images_dir.is_dir() {
+            return Err(dataset_error(
+                root,
+                format!("no {split}/ folder of images (COCO layout: {split}/*.jpg and annotations/instances_{split}.json)"),
+            ));
+        }
+        let text = std::fs::read_to_string(&annotations).map_err(|source| Error::Io {
+            path: annotations.clone(),
+            source,
+        })?;
+        let parsed: Annotations = serde_json::from_str(&text).map_err(|e| {
+            dataset_error(&annotations, format!("not a COCO instances file: {e}"))
+        })?;
+        let mut by_image: HashMap<u64, BTreeSet<u32>> = HashMap::new();
+        for a in &parsed.annotations {
+            by_image.entry(a.image_id).or_default().insert(a.category_id);
+        }
+        let mut set = Self {
+            images: Vec::new(),
+            categories: Vec::new(),
+            annotations,
+            missing_files: 0,
+        };
+        let mut listed = parsed.images;
+        listed.sort_by(|a, b| a.file_name.cmp(&b.file_name));
+        for image in listed {
+            let path = images_dir.join(&image.file_name);
+            if !path.is_file() {
+                set.missing_files += 1;
+                continue;
+            }
+            set.images.push(Image {
+                id: image.file_name.clone(),
+                path,
+            });
+            set.categories
+                .push(by_image.remove(&image.id).unwrap_or_default());
+        }
+        if set.images.is_empty() {
+            return Err(dataset_error(
+                &images_dir,
+                "none of the images the annotation file lists is here".into(),
+            ));
+        }
+        Ok(set)
+    }
+}
+
+/// One model's retrieval result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Retrieval {
+    pub k: usize,
+    pub map_at_k: f64,
+    pub precision_at_k: f64,
+    /// Mean precision at each rank 1..=k (for the chart).
+    pub precision_at_rank: Vec<f64>,
+    /// Queries scored: embedded, annotated, with at least one relevant image in the pool.
+    pub queries: usize,
+    pub pool: usize,
+    pub extraction: ExtractionStats,
+    #[serde(skip)]
+    pub predictions: Vec<Prediction>,
+}
+
+pub fn run(
+    set: &CocoSet,
+    embedder: &Embedder,
+    cache: &mut EmbeddingCache,
+    k: usize,
+    progress: &mut dyn Progress,
+) -> Result<Retrieval> {
+    let (vectors, extraction) = extract(embedder, cache, &set.images, progress)?;
+    let embedded: Vec<usize> = (0..set.images.len())
+        .filter(|&i| vectors[i].is_some())
+        .collect();
+    let pool: Vec<&[f32]> = embedded
+        .iter()
+        .map(|&i| vectors[i].as_deref().expect("embedded"))
+        .collect();
+    progress.start("searching", pool.len());
+    // One more than k: the query finds itself, which does not count.
+    let hits = exact_top_k(&pool, &pool, k + 1)?;
+    progress.advance(pool.len());
+
+    let mut rankings = Vec::with_capacity(hits.len());
+    let mut predictions = Vec::new();
+    for (qi, query_hits) in hits.iter().enumerate() {
+        let others: Vec<_> = query_hits.iter().filter(|h| h.index != qi).take(k).collect();
+        for hit in &others {
+            predictions.push(Prediction {
+                query: set.images[embedded[qi]].id.clone(),
+                reference: set.images[embedded[hit.index]].id.clone(),
+                score: super::metrics::as_written(hit.score),
+            });
+        }
+        rankings.push(others.iter().map(|h| embedded[h.index]).collect());
+    }
+    let scores = score(&set.categories, &embedded, &rankings, k);
+    if scores.queries == 0 {
+        return Err(Error::Dataset {
+            path: set.annotations.clone(),
+            reason: "no embedded image shares a category with another: nothing to score".into(),
+        });
+    }
+    Ok(Retrieval {
+        k,
+        map_at_k: scores.map_at_k,
+        precision_at_k: scores.precision_at_k,
+        precision_at_rank: scores.precision_at_rank,
+        queries: scores.queries,
+        pool: pool.len(),
+        extraction,
+        predictions,
+    })
+}
+
+struct Scores {
+    map_at_k: f64,
+    precision_at_k: f64,
+    precision_at_rank: Vec<f64>,
+    queries: usize,
+}
+
+/// mAP@k and precision@k of `rankings` (per pool image, the images it retrieved, best first);
+/// `pool` holds the image indices that took part.
+fn score(categories: &[BTreeSet<u32>], pool: &[usize], rankings: &[Vec<usize>], k: usize) -> Scores {
+    let relevant = |a: usize, b: usize| !categories[a].is_disjoint(&categories[b]);
+    let (mut ap_sum, mut precision_sum, mut queries) = (0.0, 0.0, 0usize);
+    let mut precision_at_rank = vec![0.0; k];
+    for (&query, ranked) in pool.iter().zip(rankings) {
+        if categories[query].is_empty() {
+            continue;
+        }
+        let total_relevant = pool
+            .iter()
+            .filter(|&&other| other != query && relevant(query, other))
+            .count();
+        if total_relevant == 0 {
+            continue;
+        }
+        queries += 1;
+        let (mut found, mut ap) = (0usize, 0.0);
+        for (rank, slot) in precision_at_rank.iter_mut().enumerate() {
+            // A pool smaller than k: the missing ranks hold nothing relevant.
+            if ranked.get(rank).is_some_and(|&image| relevant(query, image)) {
+                found += 1;
+                ap += found as f64 / (rank + 1) as f64;
+            }
+            *slot += found as f64 / (rank + 1) as f64;
+        }
+        ap_sum += ap / total_relevant.min(k) as f64;
+        precision_sum += found as f64 / k as f64;
+    }
+    let n = queries.max(1) as f64;
+    Scores {
+        map_at_k: ap_sum / n,
+        precision_at_k: precision_sum / n,
+        precision_at_rank: precision_at_rank.into_iter().map(|p| p / n).collect(),
+        queries,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_computed_map_and_precision() {
+        // Image 0 (cat) retrieves 2 (dog), 1 (cat); 1 and 3 are relevant: AP@2 = (1/2) / 2.
+        // Image 1 (cat) retrieves 0 (cat), 3 (cat, dog): AP@2 = (1 + 1) / 2.
+        // Image 2 (dog) retrieves 3 (dog), 0; only 3 is relevant: AP@2 = 1 / 1.
+        // Image 4 has no annotation: not a query.
+        let cats = |ids: &[u32]| ids.iter().copied().collect::<BTreeSet<u32>>();
+        let categories = vec![cats(&[1]), cats(&[1]), cats(&[2]), cats(&[1, 2]), cats(&[])];
+        let rankings = vec![vec![2, 1], vec![0, 3], vec![3, 0], vec![0, 1], vec![0, 1]];
+        let s = score(&categories, &[0, 1, 2, 3, 4], &rankings, 2);
+        assert_eq!(s.queries, 4);
+        // Image 3 (cat, dog) has three relevant images; it finds 0 and 1: AP@2 = 2 / 2.
+        assert!((s.map_at_k - (0.25 + 1.0 + 1.0 + 1.0) / 4.0).abs() < 1e-12);
+        // precision@2: 1/2, 1, 1/2, 1.
+        assert!((s.precision_at_k - 0.75).abs() < 1e-12);
+        // precision@1: 0, 1, 1, 1.
+        assert!((s.precision_at_rank[0] - 0.75).abs() < 1e-12);
+    }
+}
