@@ -63,7 +63,13 @@ mod tests {
     #[test]
     fn the_recursive_walk_skips_hidden_entries() {
         let dir = tempfile::tempdir().unwrap();
-        for file in ["a.jpg", "sub/b.PNG", ".hidden/c.jpg", "sub/.d.jpg", "sub/e.txt"] {
+        for file in [
+            "a.jpg",
+            "sub/b.PNG",
+            ".hidden/c.jpg",
+            "sub/.d.jpg",
+            "sub/e.txt",
+        ] {
             let path = dir.path().join(file);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, b"x").unwrap();

@@ -4,6 +4,7 @@
 mod bench;
 mod compare;
 mod embed;
+mod eval;
 mod models;
 
 use std::path::PathBuf;
@@ -38,6 +39,10 @@ enum Command {
     /// List, or fetch, the supported models.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// Measure which model finds the right image: DISC21, COCO, or a benchmark built from
+    /// your own photos (synth); score any predictions file with the official metrics.
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
     /// Measure throughput (a benchmark, not a test).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -97,6 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Command::Embed(a) => embed::run(a),
         Command::Compare(a) => compare::run(a),
         Command::Models(c) => models::run(c),
+        Command::Eval(c) => eval::run(c),
         Command::Bench(c) => bench::run(c),
     }
 }

@@ -200,7 +200,13 @@ fn parse(bytes: &[u8], dim: usize, vectors: &mut HashMap<FileKey, Vec<f32>>) -> 
 
 fn sanitize(id: &str) -> String {
     id.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(48)
         .collect()
 }
@@ -225,7 +231,12 @@ mod tests {
             cache.insert(key("/a.jpg", 1), vec![1.0, 2.0, 3.0]).unwrap();
             cache.insert(key("/b.jpg", 1), vec![4.0, 5.0, 6.0]).unwrap();
         }
-        let file = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+        let file = std::fs::read_dir(dir.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
         // A crash in the middle of a third record.
         let mut bytes = std::fs::read(&file).unwrap();
         bytes.extend_from_slice(&[9, 0, 0, 0, b'/', b'c']);

@@ -65,12 +65,14 @@ impl CocoSet {
             path: annotations.clone(),
             source,
         })?;
-        let parsed: Annotations = serde_json::from_str(&text).map_err(|e| {
-            dataset_error(&annotations, format!("not a COCO instances file: {e}"))
-        })?;
+        let parsed: Annotations = serde_json::from_str(&text)
+            .map_err(|e| dataset_error(&annotations, format!("not a COCO instances file: {e}")))?;
         let mut by_image: HashMap<u64, BTreeSet<u32>> = HashMap::new();
         for a in &parsed.annotations {
-            by_image.entry(a.image_id).or_default().insert(a.category_id);
+            by_image
+                .entry(a.image_id)
+                .or_default()
+                .insert(a.category_id);
         }
         let mut set = Self {
             images: Vec::new(),
@@ -111,6 +113,9 @@ pub struct Retrieval {
     pub precision_at_k: f64,
     /// Mean precision at each rank 1..=k (for the chart).
     pub precision_at_rank: Vec<f64>,
+    /// The precision a random ranking would have: the mean share of relevant images in the
+    /// pool (COCO has a person in half its images, so this is far from zero).
+    pub chance_precision: f64,
     /// Queries scored: embedded, annotated, with at least one relevant image in the pool.
     pub queries: usize,
     pub pool: usize,
@@ -142,7 +147,11 @@ pub fn run(
     let mut rankings = Vec::with_capacity(hits.len());
     let mut predictions = Vec::new();
     for (qi, query_hits) in hits.iter().enumerate() {
-        let others: Vec<_> = query_hits.iter().filter(|h| h.index != qi).take(k).collect();
+        let others: Vec<_> = query_hits
+            .iter()
+            .filter(|h| h.index != qi)
+            .take(k)
+            .collect();
         for hit in &others {
             predictions.push(Prediction {
                 query: set.images[embedded[qi]].id.clone(),
@@ -164,6 +173,7 @@ pub fn run(
         map_at_k: scores.map_at_k,
         precision_at_k: scores.precision_at_k,
         precision_at_rank: scores.precision_at_rank,
+        chance_precision: scores.chance_precision,
         queries: scores.queries,
         pool: pool.len(),
         extraction,
@@ -175,14 +185,20 @@ struct Scores {
     map_at_k: f64,
     precision_at_k: f64,
     precision_at_rank: Vec<f64>,
+    chance_precision: f64,
     queries: usize,
 }
 
 /// mAP@k and precision@k of `rankings` (per pool image, the images it retrieved, best first);
 /// `pool` holds the image indices that took part.
-fn score(categories: &[BTreeSet<u32>], pool: &[usize], rankings: &[Vec<usize>], k: usize) -> Scores {
+fn score(
+    categories: &[BTreeSet<u32>],
+    pool: &[usize],
+    rankings: &[Vec<usize>],
+    k: usize,
+) -> Scores {
     let relevant = |a: usize, b: usize| !categories[a].is_disjoint(&categories[b]);
-    let (mut ap_sum, mut precision_sum, mut queries) = (0.0, 0.0, 0usize);
+    let (mut ap_sum, mut precision_sum, mut chance_sum, mut queries) = (0.0, 0.0, 0.0, 0usize);
     let mut precision_at_rank = vec![0.0; k];
     for (&query, ranked) in pool.iter().zip(rankings) {
         if categories[query].is_empty() {
@@ -196,10 +212,14 @@ fn score(categories: &[BTreeSet<u32>], pool: &[usize], rankings: &[Vec<usize>], 
             continue;
         }
         queries += 1;
+        chance_sum += total_relevant as f64 / (pool.len() - 1) as f64;
         let (mut found, mut ap) = (0usize, 0.0);
         for (rank, slot) in precision_at_rank.iter_mut().enumerate() {
             // A pool smaller than k: the missing ranks hold nothing relevant.
-            if ranked.get(rank).is_some_and(|&image| relevant(query, image)) {
+            if ranked
+                .get(rank)
+                .is_some_and(|&image| relevant(query, image))
+            {
                 found += 1;
                 ap += found as f64 / (rank + 1) as f64;
             }
@@ -213,6 +233,7 @@ fn score(categories: &[BTreeSet<u32>], pool: &[usize], rankings: &[Vec<usize>], 
         map_at_k: ap_sum / n,
         precision_at_k: precision_sum / n,
         precision_at_rank: precision_at_rank.into_iter().map(|p| p / n).collect(),
+        chance_precision: chance_sum / n,
         queries,
     }
 }
@@ -238,5 +259,7 @@ mod tests {
         assert!((s.precision_at_k - 0.75).abs() < 1e-12);
         // precision@1: 0, 1, 1, 1.
         assert!((s.precision_at_rank[0] - 0.75).abs() < 1e-12);
+        // Relevant shares of the 4 others: 2/4, 2/4, 1/4, 3/4.
+        assert!((s.chance_precision - 0.5).abs() < 1e-12);
     }
 }

@@ -61,10 +61,7 @@ impl Layout {
                 .map(|n| root.join(n))
                 .find(|p| p.is_dir())
                 .ok_or_else(|| {
-                    dataset_error(format!(
-                        "no {what} folder: looked for {}",
-                        names.join(", ")
-                    ))
+                    dataset_error(format!("no {what} folder: looked for {}", names.join(", ")))
                 })
         };
         let references = first_dir(REFERENCE_DIRS, "reference")?;
@@ -125,8 +122,7 @@ impl Selection {
         }
         let pool: HashSet<&str> = references.iter().map(|r| r.id.as_str()).collect();
         let files = images_by_id(&layout.queries)?;
-        let query_files: HashMap<&str, &Image> =
-            files.iter().map(|q| (q.id.as_str(), q)).collect();
+        let query_files: HashMap<&str, &Image> = files.iter().map(|q| (q.id.as_str(), q)).collect();
         let truth = metrics::read_ground_truth(&layout.ground_truth)?;
 
         // Every query the ground truth names, with its references inside the pool.

@@ -301,7 +301,9 @@ pub fn write_predictions(path: &Path, predictions: &[Prediction]) -> Result<(), 
 /// A score as the predictions file stores it (6 decimals), so that the metrics computed in
 /// memory equal those of the written file.
 pub fn as_written(score: f32) -> f64 {
-    format!("{score:.6}").parse().expect("a formatted float parses")
+    format!("{score:.6}")
+        .parse()
+        .expect("a formatted float parses")
 }
 
 fn read(path: &Path) -> Result<String, MetricsError> {

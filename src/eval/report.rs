@@ -37,8 +37,7 @@ pub fn copy_detection_table(rows: &[(String, &CopyDetection)]) -> String {
             "| {model} | {} | {} | {} | {} | {} | {} | {} | {rate} | {time} |",
             pct(m.micro_ap),
             m.recall_at_p90.map_or("-".into(), pct),
-            m.threshold_at_p90
-                .map_or("-".into(), |t| format!("{t:.4}")),
+            m.threshold_at_p90.map_or("-".into(), |t| format!("{t:.4}")),
             pct(m.recall_at_rank1),
             pct(m.recall_at_rank10),
             pct(m.accuracy_top1),
@@ -106,6 +105,18 @@ pub struct Chart<'a> {
 
 const FONT: &str = "sans-serif";
 
+/// Colours that stay apart on white (matplotlib's "tab10").
+const COLORS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
 impl Chart<'_> {
     pub fn save(&self, path: &Path) -> Result<()> {
         static REGISTER: Once = Once::new();
@@ -151,7 +162,7 @@ impl Chart<'_> {
             .label_style((FONT, 15))
             .draw()?;
         for (i, (name, points)) in self.series.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
+            let color = COLORS[i % COLORS.len()].to_rgba();
             chart
                 .draw_series(LineSeries::new(
                     points.iter().copied(),

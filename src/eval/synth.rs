@@ -188,8 +188,8 @@ pub fn build(
     photos.shuffle(&mut rng);
 
     let total = options.queries.unwrap_or(photos.len().min(2000)).max(1);
-    let distractor_count = ((total as f64 * options.distractors).round() as usize)
-        .min(photos.len() - 1);
+    let distractor_count =
+        ((total as f64 * options.distractors).round() as usize).min(photos.len() - 1);
     let copies = total - distractor_count.min(total);
     // Distractors come from photos held out of the pool; those also serve as backgrounds.
     let (held_out, pool) = photos.split_at(distractor_count);
@@ -232,15 +232,18 @@ pub fn build(
         .collect();
     progress.start("generating queries", plans.len());
     let fonts = Fonts::load();
-    let made: Vec<(usize, Option<usize>, std::result::Result<Vec<Edit>, Error>)> = plans
+    let made: Vec<(usize, Option<usize>, Result<Vec<Edit>>)> = plans
         .par_iter()
         .map(|&(n, reference, photo)| {
-            let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ (n as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut rng = ChaCha8Rng::seed_from_u64(
+                options.seed ^ (n as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            );
             let background = held_out.choose(&mut rng).or_else(|| pool.choose(&mut rng));
-            let result = make_query(photo, background, &fonts, &mut rng).and_then(|(image, edits)| {
-                let path = queries_dir.join(format!("Q{n:05}.jpg"));
-                save_jpeg(&image, &path, 95).map(|()| edits)
-            });
+            let result =
+                make_query(photo, background, &fonts, &mut rng).and_then(|(image, edits)| {
+                    let path = queries_dir.join(format!("Q{n:05}.jpg"));
+                    save_jpeg(&image, &path, 95).map(|()| edits)
+                });
             (n, reference, result)
         })
         .collect();
@@ -337,7 +340,11 @@ pub fn read_edits(path: &Path) -> Result<BTreeMap<String, Vec<Edit>>> {
         .filter_map(|line| {
             let mut fields = line.split(',');
             let id = fields.next()?.to_string();
-            let edits = fields.nth(1)?.split('+').filter_map(Edit::from_name).collect();
+            let edits = fields
+                .nth(1)?
+                .split('+')
+                .filter_map(Edit::from_name)
+                .collect();
             Some((id, edits))
         })
         .collect())
@@ -434,7 +441,9 @@ const WORDS: &[&str] = &[
     "SALE", "hello", "2021", "lol", "imgsim", "copy", "meme", "WOW", "summer", "#tbt", "news",
     "© photo", "best day", "OMG", "share",
 ];
-const EMOJI: &[&str] = &["😀", "😂", "❤", "👍", "🔥", "⭐", "🎉", "🐱", "🍕", "⚽", "😎", "🌈"];
+const EMOJI: &[&str] = &[
+    "😀", "😂", "❤", "👍", "🔥", "⭐", "🎉", "🐱", "🍕", "⚽", "😎", "🌈",
+];
 
 /// One edit; the parameter ranges follow AugLy's defaults where it has them.
 fn apply(
@@ -508,9 +517,12 @@ fn apply(
             imageops::resize(&small, w, h, FilterType::Nearest)
         }
         Edit::Pad => {
-            let pad = |rng: &mut ChaCha8Rng, side: u32| (f64::from(side) * rng.random_range(0.0..0.3)) as u32;
+            let pad = |rng: &mut ChaCha8Rng, side: u32| {
+                (f64::from(side) * rng.random_range(0.0..0.3)) as u32
+            };
             let (left, right, top, bottom) = (pad(rng, w), pad(rng, w), pad(rng, h), pad(rng, h));
-            let mut out = RgbImage::from_pixel(w + left + right, h + top + bottom, random_color(rng));
+            let mut out =
+                RgbImage::from_pixel(w + left + right, h + top + bottom, random_color(rng));
             imageops::replace(&mut out, &image, i64::from(left), i64::from(top));
             out
         }
@@ -580,7 +592,12 @@ fn apply(
                 );
                 let size = (f64::from(w.min(h)) * rng.random_range(0.05..0.25)) as u32 + 1;
                 if rng.random_bool(0.5) {
-                    imageproc::drawing::draw_filled_circle_mut(&mut out, (x, y), size as i32, color);
+                    imageproc::drawing::draw_filled_circle_mut(
+                        &mut out,
+                        (x, y),
+                        size as i32,
+                        color,
+                    );
                 } else {
                     let rect = imageproc::rect::Rect::at(x, y).of_size(size * 2, size);
                     imageproc::drawing::draw_filled_rect_mut(&mut out, rect, color);
@@ -616,7 +633,9 @@ mod tests {
     use super::*;
 
     fn photo() -> RgbImage {
-        RgbImage::from_fn(120, 80, |x, y| Rgb([(x * 2) as u8, (y * 3) as u8, ((x + y) % 256) as u8]))
+        RgbImage::from_fn(120, 80, |x, y| {
+            Rgb([(x * 2) as u8, (y * 3) as u8, ((x + y) % 256) as u8])
+        })
     }
 
     #[test]

@@ -12,12 +12,6 @@ struct EmbeddingLine {
     embedding: Vec<f32>,
 }
 
-fn parse_lines<T: for<'a> Deserialize<'a>>(out: &str) -> Vec<T> {
-    out.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
-
 #[test]
 fn embed_json_gives_the_reference_embeddings() {
     let reference = reference("tiny-dinov2");

@@ -116,3 +116,10 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// JSON Lines output parsed back into typed messages.
+pub fn parse_lines<T: for<'a> Deserialize<'a>>(out: &str) -> Vec<T> {
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}

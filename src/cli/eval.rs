@@ -1,0 +1,732 @@
+//! `imgsim eval`: runs benchmarks model by model and renders their reports.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use imgsim::embed::Embedder;
+use imgsim::eval::cache::EmbeddingCache;
+use imgsim::eval::disc21::{self, CopyDetection, Layout, QuerySet, Selection};
+use imgsim::eval::metrics::{self, Metrics};
+use imgsim::eval::report::{self, Chart};
+use imgsim::eval::synth::{self, SynthOptions};
+use imgsim::eval::{coco, Progress};
+use imgsim::models::{self, Model, WeightsSource};
+use serde::{Deserialize, Serialize};
+
+use super::{print_json, report_file_error, Outcome};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum EvalCommand {
+    /// Copy detection on DISC21: which model finds the reference each query was copied from.
+    Disc21(Disc21Args),
+    /// Score a predictions file (query_id,reference_id,score) against a ground truth with the
+    /// official DISC21 metrics.
+    Score(ScoreArgs),
+    /// Image-to-image retrieval on COCO: relevant = sharing an object category.
+    Coco(CocoArgs),
+    /// Build a DISC21-style copy-detection benchmark from any folder of photos (seeded edits
+    /// of each photo, distractors from held-out photos) and evaluate it.
+    Synth(SynthArgs),
+}
+
+/// Which models an eval compares, and how they run.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EvalModelArgs {
+    /// Models to compare, comma-separated (clip, dinov2, clip-vit-l14, dinov2-small, ...,
+    /// phash). Default: phash and every model whose weights are in the Hugging Face cache.
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    models: Vec<String>,
+    /// Also compare the model in this directory (Hugging Face layout); repeatable. Given
+    /// without --models, it is compared with phash only.
+    #[arg(long, value_name = "DIR")]
+    model_dir: Vec<PathBuf>,
+    /// Nearest references kept per query.
+    #[arg(long, short = 'k', default_value_t = 10)]
+    k: usize,
+    /// Where predictions, the chart and the report go. Default: imgsim-eval/<benchmark>.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Where embeddings are kept between runs. Default: the user cache folder.
+    #[arg(long, value_name = "DIR", env = "IMGSIM_EVAL_CACHE")]
+    cache: Option<PathBuf>,
+    /// Embed everything again and keep nothing.
+    #[arg(long)]
+    no_cache: bool,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = imgsim::embed::DEFAULT_BATCH_SIZE)]
+    batch_size: usize,
+    #[arg(long, value_enum, default_value_t = imgsim::device::DeviceChoice::Auto)]
+    device: imgsim::device::DeviceChoice,
+    /// JSON lines on stdout: one per model, then a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Disc21Args {
+    /// The DISC21 folder: references (images/references, references, reference_images,
+    /// val_ref), queries (images/queries, queries, dev_queries, query_images, val_query) and a
+    /// ground-truth CSV (public_ground_truth.csv, dev_ground_truth.csv, ground_truth.csv, gt.csv).
+    #[arg(long, value_name = "DIR")]
+    root: PathBuf,
+    /// The ground-truth CSV, where it is not one of the usual names under --root.
+    #[arg(long, value_name = "CSV")]
+    gt: Option<PathBuf>,
+    /// Use the first N references (by id) as the pool.
+    #[arg(long, value_name = "N")]
+    refs: Option<usize>,
+    /// `matched`: only queries whose reference is in the pool (the published comparison);
+    /// `all`: distractor queries too (the official setup).
+    #[arg(long, value_enum, default_value_t = QuerySet::Matched)]
+    queries: QuerySet,
+    #[command(flatten)]
+    models: EvalModelArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ScoreArgs {
+    /// Ground truth: query_id,reference_id per line (header optional; empty reference =
+    /// distractor).
+    #[arg(long, value_name = "CSV")]
+    gt: PathBuf,
+    /// Predictions: query_id,reference_id,score per line (header optional).
+    #[arg(long, value_name = "CSV")]
+    preds: PathBuf,
+    /// Also draw the precision-recall curve into this PNG.
+    #[arg(long, value_name = "PNG")]
+    chart: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CocoArgs {
+    /// The COCO folder: <split>/*.jpg and annotations/instances_<split>.json.
+    #[arg(long, value_name = "DIR")]
+    root: PathBuf,
+    #[arg(long, default_value = "val2017")]
+    split: String,
+    #[command(flatten)]
+    models: EvalModelArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SynthArgs {
+    /// The photos to build the benchmark from (searched recursively; nothing is changed).
+    #[arg(value_name = "DIR")]
+    source: PathBuf,
+    /// Queries in all, copies and distractors. Default: one per photo (at most 2000).
+    #[arg(long, value_name = "N")]
+    queries: Option<usize>,
+    /// The share of queries that are distractors, made from photos held out of the pool.
+    #[arg(long, default_value_t = 0.2, value_name = "F")]
+    distractors: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    models: EvalModelArgs,
+}
+
+/// One `--json` line.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EvalLine {
+    /// One model's result on a copy-detection benchmark (disc21, synth, score).
+    CopyDetection {
+        benchmark: String,
+        model: String,
+        metrics: serde_json::Value,
+        extraction: Option<serde_json::Value>,
+        predictions_file: Option<String>,
+        /// synth: recall at rank 1 per edit kind.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recall_at_rank1_by_edit: Option<serde_json::Value>,
+    },
+    /// One model's result on COCO.
+    Retrieval {
+        benchmark: String,
+        model: String,
+        result: serde_json::Value,
+        predictions_file: String,
+    },
+    /// A model that could not run.
+    ModelFailed { model: String, error: String },
+    Summary {
+        benchmark: String,
+        references: usize,
+        queries: usize,
+        distractors: usize,
+        k: usize,
+        models: usize,
+        failed_models: usize,
+        failed_files: usize,
+        seconds: f64,
+        out: Option<String>,
+    },
+}
+
+pub fn run(command: EvalCommand) -> anyhow::Result<Outcome> {
+    match command {
+        EvalCommand::Disc21(args) => run_disc21(args),
+        EvalCommand::Score(args) => run_score(args),
+        EvalCommand::Coco(args) => run_coco(args),
+        EvalCommand::Synth(args) => run_synth(args),
+    }
+}
+
+/// Draws progress on a terminal and reports unreadable files as they come.
+struct Bar {
+    bar: indicatif::ProgressBar,
+    json: bool,
+    prefix: String,
+    failed_files: usize,
+}
+
+impl Bar {
+    fn new(json: bool) -> Self {
+        Self {
+            bar: indicatif::ProgressBar::hidden(),
+            json,
+            prefix: String::new(),
+            failed_files: 0,
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn start(&mut self, label: &str, total: usize) {
+        self.bar.finish_and_clear();
+        self.bar = super::progress_bar(total, self.json);
+        self.bar.set_message(format!("{}{label}", self.prefix));
+    }
+    fn advance(&mut self, n: usize) {
+        self.bar.inc(n as u64);
+    }
+    fn file_failed(&mut self, error: &imgsim::Error) {
+        self.failed_files += 1;
+        self.bar.suspend(|| report_file_error(error));
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// A model to compare: its display name and where it comes from.
+struct Candidate {
+    label: String,
+    source: WeightsSource,
+}
+
+fn candidates(args: &EvalModelArgs) -> anyhow::Result<Vec<Candidate>> {
+    let mut out = Vec::new();
+    let names: Vec<String> = if !args.models.is_empty() {
+        args.models.clone()
+    } else if !args.model_dir.is_empty() {
+        vec![models::PHASH.to_string()]
+    } else {
+        let mut local: Vec<String> = models::registry()
+            .iter()
+            .filter(|spec| imgsim::weights::cached(spec).is_ok())
+            .map(|spec| spec.name.clone())
+            .collect();
+        if local.is_empty() {
+            eprintln!(
+                "imgsim: no model's weights are in the Hugging Face cache, so only the phash \
+                 baseline runs; fetch some with `imgsim models fetch clip dinov2`, or name \
+                 --model-dir"
+            );
+        }
+        local.insert(0, models::PHASH.to_string());
+        local
+    };
+    for name in names {
+        let name = name.trim().to_string();
+        if name.is_empty() {
+            continue;
+        }
+        out.push(Candidate {
+            source: models::source_for(&name)?,
+            label: name,
+        });
+    }
+    for dir in &args.model_dir {
+        out.push(Candidate {
+            label: dir.display().to_string(),
+            source: WeightsSource::Dir(dir.clone()),
+        });
+    }
+    Ok(out)
+}
+
+/// Loads each model in turn and runs `each` with it; a model that cannot load is reported and
+/// the others still run. Returns the number that failed.
+fn for_each_model(
+    args: &EvalModelArgs,
+    mut each: impl FnMut(&Embedder, &mut EmbeddingCache) -> anyhow::Result<()>,
+) -> anyhow::Result<usize> {
+    let device = imgsim::device::select(args.device)?;
+    let mut failed = 0;
+    for candidate in candidates(args)? {
+        let result = (|| -> anyhow::Result<()> {
+            let model = Model::load(&candidate.source, None, &device)?;
+            let mut cache = if args.no_cache || model.random_weights {
+                EmbeddingCache::disabled(model.dim())
+            } else {
+                EmbeddingCache::open(&cache_dir(args)?, &model.id, model.dim())?
+            };
+            let embedder = Embedder::new(model, device.clone()).batch_size(args.batch_size);
+            each(&embedder, &mut cache)
+        })();
+        if let Err(err) = result {
+            failed += 1;
+            if args.json {
+                print_json(&EvalLine::ModelFailed {
+                    model: candidate.label.clone(),
+                    error: format!("{err:#}"),
+                });
+            }
+            eprintln!("imgsim: model {} skipped: {err:#}", candidate.label);
+        }
+    }
+    Ok(failed)
+}
+
+fn cache_dir(args: &EvalModelArgs) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = &args.cache {
+        return Ok(dir.clone());
+    }
+    let base = dirs::cache_dir().ok_or_else(|| {
+        anyhow::anyhow!("no user cache folder is known here; name one with --cache")
+    })?;
+    Ok(base.join("imgsim").join("eval-embeddings"))
+}
+
+fn out_dir(args: &EvalModelArgs, default_name: &str) -> anyhow::Result<PathBuf> {
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("imgsim-eval").join(default_name));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| anyhow::anyhow!("cannot create the output folder {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// A model name fit for a file name.
+fn file_label(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+struct CopyDetectionRun {
+    benchmark: String,
+    selection: Selection,
+    k: usize,
+    results: Vec<(String, CopyDetection)>,
+    failed_models: usize,
+    failed_files: usize,
+    out: PathBuf,
+}
+
+/// Embeds, searches and scores `selection` with every model; writes predictions and the chart.
+fn copy_detection(
+    benchmark: &str,
+    selection: Selection,
+    args: &EvalModelArgs,
+    out: PathBuf,
+) -> anyhow::Result<CopyDetectionRun> {
+    let mut bar = Bar::new(args.json);
+    let mut results = Vec::new();
+    let failed_models = for_each_model(args, |embedder, cache| {
+        let name = embedder.model().name.clone();
+        bar.prefix = format!("{name}: ");
+        let result = disc21::run(&selection, embedder, cache, args.k, &mut bar)?;
+        let file = out.join(format!("predictions-{}.csv", file_label(&name)));
+        metrics::write_predictions(&file, &result.predictions)?;
+        results.push((name, result));
+        Ok(())
+    })?;
+    let failed_files = bar.failed_files;
+    drop(bar);
+    if !results.is_empty() {
+        Chart {
+            title: &format!("{benchmark}: precision-recall (micro, all predictions pooled)"),
+            x_label: "recall",
+            y_label: "precision",
+            x_range: (0.0, 1.0),
+            series: results
+                .iter()
+                .map(|(name, r)| (name.clone(), report::thin(&r.metrics.curve, 2000)))
+                .collect(),
+        }
+        .save(&out.join("pr-curves.png"))?;
+    }
+    Ok(CopyDetectionRun {
+        benchmark: benchmark.to_string(),
+        selection,
+        k: args.k,
+        results,
+        failed_models,
+        failed_files,
+        out,
+    })
+}
+
+fn describe_selection(run: &CopyDetectionRun) -> String {
+    let s = &run.selection;
+    let mut text = format!(
+        "{} references, {} queries ({} with a copy in the pool, {} distractors), k = {}",
+        s.references.len(),
+        s.queries.len(),
+        s.queries.len() - s.distractors,
+        s.distractors,
+        run.k
+    );
+    if s.copies_outside_pool > 0 {
+        text.push_str(&format!(
+            "; {} ground-truth pairs point outside the pool",
+            s.copies_outside_pool
+        ));
+    }
+    if s.missing_query_files > 0 {
+        text.push_str(&format!(
+            "; {} queries of the ground truth are not on disk",
+            s.missing_query_files
+        ));
+    }
+    text
+}
+
+fn metrics_json(m: &Metrics) -> serde_json::Value {
+    serde_json::to_value(m).expect("serialisable")
+}
+
+/// Prints the report (or the JSON lines), writes report.md and report.json.
+fn finish_copy_detection(
+    run: &CopyDetectionRun,
+    extra_markdown: &str,
+    by_edit: Option<&dyn Fn(&str) -> serde_json::Value>,
+    started: Instant,
+    json: bool,
+) -> anyhow::Result<Outcome> {
+    let rows: Vec<(String, &CopyDetection)> =
+        run.results.iter().map(|(n, r)| (n.clone(), r)).collect();
+    let mut markdown = format!(
+        "## imgsim eval {}\n\n{}\n\n{}",
+        run.benchmark,
+        describe_selection(run),
+        report::copy_detection_table(&rows)
+    );
+    markdown.push_str(extra_markdown);
+    let lines: Vec<EvalLine> = run
+        .results
+        .iter()
+        .map(|(name, r)| EvalLine::CopyDetection {
+            benchmark: run.benchmark.clone(),
+            model: name.clone(),
+            metrics: metrics_json(&r.metrics),
+            extraction: Some(serde_json::to_value(&r.extraction).expect("serialisable")),
+            predictions_file: Some(
+                run.out
+                    .join(format!("predictions-{}.csv", file_label(name)))
+                    .display()
+                    .to_string(),
+            ),
+            recall_at_rank1_by_edit: by_edit.map(|f| f(name)),
+        })
+        .chain([EvalLine::Summary {
+            benchmark: run.benchmark.clone(),
+            references: run.selection.references.len(),
+            queries: run.selection.queries.len(),
+            distractors: run.selection.distractors,
+            k: run.k,
+            models: run.results.len(),
+            failed_models: run.failed_models,
+            failed_files: run.failed_files,
+            seconds: started.elapsed().as_secs_f64(),
+            out: Some(run.out.display().to_string()),
+        }])
+        .collect();
+    write_reports(&run.out, &markdown, &lines)?;
+    if json {
+        lines.iter().for_each(print_json);
+    } else {
+        println!("{markdown}");
+        println!(
+            "Predictions, pr-curves.png and report.md are in {} ({:.1} s in all).",
+            run.out.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(outcome(
+        run.results.len(),
+        run.failed_models,
+        run.failed_files,
+    ))
+}
+
+fn write_reports(out: &Path, markdown: &str, lines: &[EvalLine]) -> anyhow::Result<()> {
+    std::fs::write(out.join("report.md"), markdown)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", out.join("report.md").display()))?;
+    let json: Vec<String> = lines
+        .iter()
+        .map(|l| serde_json::to_string(l).expect("serialisable"))
+        .collect();
+    std::fs::write(out.join("report.json"), json.join("\n") + "\n")
+        .map_err(|e| anyhow::anyhow!("{}: {e}", out.join("report.json").display()))?;
+    Ok(())
+}
+
+fn outcome(ran: usize, failed_models: usize, failed_files: usize) -> Outcome {
+    if ran == 0 {
+        eprintln!("imgsim: no model could run");
+        Outcome::SomeFailed
+    } else if failed_models > 0 || failed_files > 0 {
+        Outcome::SomeFailed
+    } else {
+        Outcome::Done
+    }
+}
+
+fn run_disc21(args: Disc21Args) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let layout = Layout::find(&args.root, args.gt.as_deref())?;
+    let selection = Selection::new(&layout, args.refs, args.queries)?;
+    let out = out_dir(&args.models, "disc21")?;
+    let run = copy_detection("disc21", selection, &args.models, out)?;
+    finish_copy_detection(&run, "", None, started, args.models.json)
+}
+
+fn run_score(args: ScoreArgs) -> anyhow::Result<Outcome> {
+    let truth = metrics::read_ground_truth(&args.gt)?;
+    let predictions = metrics::read_predictions(&args.preds)?;
+    let m = metrics::evaluate(&truth.pairs, &predictions)?;
+    if let Some(path) = &args.chart {
+        Chart {
+            title: "precision-recall (micro, all predictions pooled)",
+            x_label: "recall",
+            y_label: "precision",
+            x_range: (0.0, 1.0),
+            series: vec![(
+                args.preds.display().to_string(),
+                report::thin(&m.curve, 2000),
+            )],
+        }
+        .save(path)?;
+    }
+    if args.json {
+        print_json(&EvalLine::CopyDetection {
+            benchmark: "score".into(),
+            model: args.preds.display().to_string(),
+            metrics: metrics_json(&m),
+            extraction: None,
+            predictions_file: Some(args.preds.display().to_string()),
+            recall_at_rank1_by_edit: None,
+        });
+        return Ok(Outcome::Done);
+    }
+    println!(
+        "{} predictions, {} ground-truth pairs, {} distractor queries",
+        m.predictions,
+        m.ground_truth_pairs,
+        truth.distractors.len()
+    );
+    println!("Average Precision: {:.5}", m.micro_ap);
+    match (m.recall_at_p90, m.threshold_at_p90) {
+        (Some(r), Some(t)) => {
+            println!("Recall at P90    : {r:.5}");
+            println!("Threshold at P90 : {t}");
+        }
+        _ => println!("Does not reach P90"),
+    }
+    println!("Recall at rank 1:  {:.5}", m.recall_at_rank1);
+    println!("Recall at rank 10: {:.5}", m.recall_at_rank10);
+    println!("Accuracy (top 1):  {:.5}", m.accuracy_top1);
+    println!("Accuracy (top 3):  {:.5}", m.accuracy_top3);
+    Ok(Outcome::Done)
+}
+
+fn run_coco(args: CocoArgs) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let set = coco::CocoSet::load(&args.root, &args.split)?;
+    let m = &args.models;
+    let out = out_dir(m, "coco")?;
+    let mut bar = Bar::new(m.json);
+    let mut results: Vec<(String, coco::Retrieval)> = Vec::new();
+    let failed_models = for_each_model(m, |embedder, cache| {
+        let name = embedder.model().name.clone();
+        bar.prefix = format!("{name}: ");
+        let result = coco::run(&set, embedder, cache, m.k, &mut bar)?;
+        let file = out.join(format!("predictions-{}.csv", file_label(&name)));
+        metrics::write_predictions(&file, &result.predictions)?;
+        results.push((name, result));
+        Ok(())
+    })?;
+    let failed_files = bar.failed_files;
+    drop(bar);
+    if !results.is_empty() {
+        Chart {
+            title: "COCO: precision at each rank (relevant = a shared category)",
+            x_label: "rank",
+            y_label: "precision",
+            x_range: (1.0, m.k as f64),
+            series: results
+                .iter()
+                .map(|(name, r)| {
+                    let points = r
+                        .precision_at_rank
+                        .iter()
+                        .enumerate()
+                        .map(|(i, p)| ((i + 1) as f64, *p))
+                        .collect();
+                    (name.clone(), points)
+                })
+                .collect(),
+        }
+        .save(&out.join("precision-at-rank.png"))?;
+    }
+    let queries = results.first().map_or(0, |(_, r)| r.queries);
+    let chance = results.first().map_or(0.0, |(_, r)| r.chance_precision);
+    let rows: Vec<(String, &coco::Retrieval)> =
+        results.iter().map(|(n, r)| (n.clone(), r)).collect();
+    let markdown = format!(
+        "## imgsim eval coco\n\n{} images ({}), {queries} queries with at least one image of a \
+         shared category, k = {}; a random ranking would score precision {:.2}\n\n{}",
+        set.images.len(),
+        args.root.join(&args.split).display(),
+        m.k,
+        100.0 * chance,
+        report::retrieval_table(&rows)
+    );
+    let lines: Vec<EvalLine> = results
+        .iter()
+        .map(|(name, r)| EvalLine::Retrieval {
+            benchmark: "coco".into(),
+            model: name.clone(),
+            result: serde_json::to_value(r).expect("serialisable"),
+            predictions_file: out
+                .join(format!("predictions-{}.csv", file_label(name)))
+                .display()
+                .to_string(),
+        })
+        .chain([EvalLine::Summary {
+            benchmark: "coco".into(),
+            references: set.images.len(),
+            queries,
+            distractors: 0,
+            k: m.k,
+            models: results.len(),
+            failed_models,
+            failed_files,
+            seconds: started.elapsed().as_secs_f64(),
+            out: Some(out.display().to_string()),
+        }])
+        .collect();
+    write_reports(&out, &markdown, &lines)?;
+    if m.json {
+        lines.iter().for_each(print_json);
+    } else {
+        println!("{markdown}");
+        println!(
+            "Predictions, precision-at-rank.png and report.md are in {} ({:.1} s in all).",
+            out.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(outcome(results.len(), failed_models, failed_files))
+}
+
+fn run_synth(args: SynthArgs) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let name = std::fs::canonicalize(&args.source)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "photos".into());
+    let out = out_dir(&args.models, &format!("synth-{}", file_label(&name)))?;
+    let bench_dir = out.join("benchmark");
+    let options = SynthOptions {
+        queries: args.queries,
+        distractors: args.distractors,
+        seed: args.seed,
+    };
+    let mut bar = Bar::new(args.models.json);
+    let benchmark = synth::build(&args.source, &bench_dir, &options, &mut bar)?;
+    let unreadable_sources = bar.failed_files;
+    drop(bar);
+    if !args.models.json {
+        eprintln!(
+            "imgsim: {} benchmark in {} ({} references, {} queries, seed {})",
+            if benchmark.reused {
+                "reusing the"
+            } else {
+                "built a"
+            },
+            bench_dir.display(),
+            benchmark.references,
+            benchmark.queries.len(),
+            args.seed
+        );
+    }
+    let layout = benchmark.layout(&bench_dir);
+    let selection = Selection::new(&layout, None, QuerySet::All)?;
+    let mut run = copy_detection("synth", selection, &args.models, out)?;
+    run.failed_files += unreadable_sources;
+
+    // Recall at rank 1 per edit kind: which edits each model survives.
+    let by_edit = synth::queries_by_edit(&benchmark);
+    let truth: Vec<metrics::GroundTruth> = run.selection.ground_truth.clone();
+    let ranks: Vec<(String, std::collections::HashMap<String, Option<usize>>)> = run
+        .results
+        .iter()
+        .map(|(name, r)| (name.clone(), metrics::rank_by_query(&truth, &r.predictions)))
+        .collect();
+    let recall = |ranks: &std::collections::HashMap<String, Option<usize>>,
+                  queries: &[&synth::SynthQuery]| {
+        let found = queries
+            .iter()
+            .filter(|q| ranks.get(&q.id).copied().flatten() == Some(0))
+            .count();
+        found as f64 / queries.len().max(1) as f64
+    };
+    let model_names: Vec<String> = ranks.iter().map(|(n, _)| n.clone()).collect();
+    let rows: Vec<(String, usize, Vec<f64>)> = by_edit
+        .iter()
+        .map(|(edit, queries)| {
+            let recalls = ranks.iter().map(|(_, r)| recall(r, queries)).collect();
+            (edit.name().to_string(), queries.len(), recalls)
+        })
+        .collect();
+    let mut extra = format!(
+        "\nRecall at rank 1 by edit (a query with several edits counts under each):\n\n{}",
+        report::edit_table(&model_names, &rows)
+    );
+    extra.push_str("\nSuggested duplicate threshold (the score at precision 0.9):\n\n");
+    for (name, r) in &run.results {
+        extra.push_str(&match r.metrics.threshold_at_p90 {
+            Some(t) => format!(
+                "- {name}: cosine >= {t:.4} (recall {:.1}%)\n",
+                100.0 * r.metrics.recall_at_p90.unwrap_or(0.0)
+            ),
+            None => format!("- {name}: precision never reaches 0.9\n"),
+        });
+    }
+    let by_edit_json = |model: &str| -> serde_json::Value {
+        let Some(i) = model_names.iter().position(|n| n == model) else {
+            return serde_json::Value::Null;
+        };
+        rows.iter()
+            .map(|(edit, _, recalls)| (edit.clone(), serde_json::json!(recalls[i])))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    finish_copy_detection(&run, &extra, Some(&by_edit_json), started, args.models.json)
+}
