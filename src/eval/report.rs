@@ -16,10 +16,17 @@ fn pct(x: f64) -> String {
     format!("{:.2}", 100.0 * x)
 }
 
+/// Images/s and time of the embedding done in this run; images from the cache are named, as
+/// they took no time.
 fn throughput(e: &ExtractionStats) -> (String, String) {
+    let cached = if e.from_cache > 0 {
+        format!(" ({} of {} cached)", e.from_cache, e.images)
+    } else {
+        String::new()
+    };
     match e.images_per_second {
-        Some(rate) => (format!("{rate:.1}"), format!("{:.1} s", e.seconds)),
-        None => ("cached".into(), "-".into()),
+        Some(rate) => (format!("{rate:.1}"), format!("{:.1} s{cached}", e.seconds)),
+        None => ("-".into(), format!("all {} cached", e.images)),
     }
 }
 
