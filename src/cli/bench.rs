@@ -101,6 +101,15 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
     } else {
         vec![1, args.batch_size]
     };
+    for name in &args.models {
+        if name.eq_ignore_ascii_case(imgsim::models::PHASH) {
+            anyhow::bail!(
+                "phash has no network to benchmark; `imgsim eval` reports its images/s \
+                 (decoding and hashing)"
+            );
+        }
+        find(name)?;
+    }
     if !args.json {
         println!(
             "imgsim bench embed: device {}, {threads} threads{}",

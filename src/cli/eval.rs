@@ -221,6 +221,7 @@ struct Candidate {
 }
 
 fn candidates(args: &EvalModelArgs) -> anyhow::Result<Vec<Candidate>> {
+    anyhow::ensure!(args.k >= 1, "-k must be at least 1");
     let mut out = Vec::new();
     let names: Vec<String> = if !args.models.is_empty() {
         args.models.clone()
@@ -232,13 +233,6 @@ fn candidates(args: &EvalModelArgs) -> anyhow::Result<Vec<Candidate>> {
             .filter(|spec| imgsim::weights::cached(spec).is_ok())
             .map(|spec| spec.name.clone())
             .collect();
-        if local.is_empty() {
-            eprintln!(
-                "imgsim: no model's weights are in the Hugging Face cache, so only the phash \
-                 baseline runs; fetch some with `imgsim models fetch clip dinov2`, or name \
-                 --model-dir"
-            );
-        }
         local.insert(0, models::PHASH.to_string());
         local
     };
@@ -269,7 +263,15 @@ fn for_each_model(
 ) -> anyhow::Result<usize> {
     let device = imgsim::device::select(args.device)?;
     let mut failed = 0;
-    for candidate in candidates(args)? {
+    let candidates = candidates(args)?;
+    if args.models.is_empty() && args.model_dir.is_empty() && candidates.len() == 1 {
+        eprintln!(
+            "imgsim: no model's weights are in the Hugging Face cache, so only the phash \
+             baseline runs; fetch some with `imgsim models fetch clip dinov2`, or name \
+             --model-dir"
+        );
+    }
+    for candidate in candidates {
         let result = (|| -> anyhow::Result<()> {
             let model = Model::load(&candidate.source, None, &device)?;
             let mut cache = if args.no_cache || model.random_weights {
@@ -499,6 +501,7 @@ fn outcome(ran: usize, failed_models: usize, failed_files: usize) -> Outcome {
 
 fn run_disc21(args: Disc21Args) -> anyhow::Result<Outcome> {
     let started = Instant::now();
+    candidates(&args.models)?;
     let layout = Layout::find(&args.root, args.gt.as_deref())?;
     let selection = Selection::new(&layout, args.refs, args.queries)?;
     let out = out_dir(&args.models, "disc21")?;
@@ -557,6 +560,7 @@ fn run_score(args: ScoreArgs) -> anyhow::Result<Outcome> {
 
 fn run_coco(args: CocoArgs) -> anyhow::Result<Outcome> {
     let started = Instant::now();
+    candidates(&args.models)?;
     let set = coco::CocoSet::load(&args.root, &args.split)?;
     let m = &args.models;
     let out = out_dir(m, "coco")?;
@@ -647,6 +651,7 @@ fn run_coco(args: CocoArgs) -> anyhow::Result<Outcome> {
 
 fn run_synth(args: SynthArgs) -> anyhow::Result<Outcome> {
     let started = Instant::now();
+    candidates(&args.models)?;
     let name = std::fs::canonicalize(&args.source)
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
@@ -660,8 +665,13 @@ fn run_synth(args: SynthArgs) -> anyhow::Result<Outcome> {
     };
     let mut bar = Bar::new(args.models.json);
     let benchmark = synth::build(&args.source, &bench_dir, &options, &mut bar)?;
-    let unreadable_sources = bar.failed_files;
     drop(bar);
+    if benchmark.reused {
+        // Reported when the benchmark was built; repeated so that the exit code stays true.
+        for reason in &benchmark.unreadable {
+            eprintln!("imgsim: left out of the benchmark: {reason}");
+        }
+    }
     if !args.models.json {
         eprintln!(
             "imgsim: {} benchmark in {} ({} references, {} queries, seed {})",
@@ -679,7 +689,7 @@ fn run_synth(args: SynthArgs) -> anyhow::Result<Outcome> {
     let layout = benchmark.layout(&bench_dir);
     let selection = Selection::new(&layout, None, QuerySet::All)?;
     let mut run = copy_detection("synth", selection, &args.models, out)?;
-    run.failed_files += unreadable_sources;
+    run.failed_files += benchmark.unreadable.len();
 
     // Recall at rank 1 per edit kind: which edits each model survives.
     let by_edit = synth::queries_by_edit(&benchmark);

@@ -138,7 +138,8 @@ pub fn exact_top_k(queries: &[&[f32]], references: &[&[f32]], k: usize) -> Resul
         let flat: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
         Ok(Tensor::from_vec(flat, (rows.len(), dim), &Device::Cpu)?)
     };
-    let references_t = matrix(references)?.t()?.contiguous()?;
+    // A transposed view: the matrix product reads it in place (no second copy of the pool).
+    let references_t = matrix(references)?.t()?;
     let mut out = Vec::with_capacity(queries.len());
     // Chunks keep the score matrix small (256 x 1M floats = 1 GiB at most).
     for chunk in queries.chunks(256) {

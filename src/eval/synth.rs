@@ -210,20 +210,6 @@ pub fn build(
     }
     let _ = std::fs::remove_file(out.join(MANIFEST));
 
-    // References: the pool's photos under DISC21 ids, linked (copied where links fail).
-    let mut reference_ids = Vec::with_capacity(pool.len());
-    for (i, photo) in pool.iter().enumerate() {
-        let ext = photo
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("jpg")
-            .to_ascii_lowercase();
-        let id = format!("R{i:06}");
-        let link = references_dir.join(format!("{id}.{ext}"));
-        link_or_copy(photo, &link).map_err(io(&link))?;
-        reference_ids.push(id);
-    }
-
     // Queries: copies of pool photos (cycling when more are asked for than there are), then
     // distractors from held-out photos.
     let plans: Vec<(usize, Option<usize>, &PathBuf)> = (0..copies)
@@ -232,42 +218,94 @@ pub fn build(
         .collect();
     progress.start("generating queries", plans.len());
     let fonts = Fonts::load();
-    let made: Vec<(usize, Option<usize>, Result<Vec<Edit>>)> = plans
+    let made: Vec<Result<Vec<Edit>>> = plans
         .par_iter()
-        .map(|&(n, reference, photo)| {
+        .map(|&(n, _, photo)| {
             let mut rng = ChaCha8Rng::seed_from_u64(
                 options.seed ^ (n as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
             );
             let background = held_out.choose(&mut rng).or_else(|| pool.choose(&mut rng));
-            let result =
-                make_query(photo, background, &fonts, &mut rng).and_then(|(image, edits)| {
-                    let path = queries_dir.join(format!("Q{n:05}.jpg"));
-                    save_jpeg(&image, &path, 95).map(|()| edits)
-                });
-            (n, reference, result)
+            let (image, edits) = make_query(photo, background, &fonts, &mut rng)?;
+            save_jpeg(&image, &queries_dir.join(format!("Q{n:05}.jpg")), 95)?;
+            Ok(edits)
         })
         .collect();
     progress.advance(made.len());
+    // Pool photos that no query used are decoded too: a reference must be readable.
+    let used: std::collections::HashSet<usize> = plans.iter().filter_map(|p| p.1).collect();
+    let checked: Vec<(usize, Result<()>)> = (0..pool.len())
+        .into_par_iter()
+        .filter(|i| !used.contains(i))
+        .map(|i| (i, decode_photo(&pool[i]).map(drop)))
+        .collect();
 
-    let mut queries = Vec::with_capacity(made.len());
-    let mut unreadable = Vec::new();
-    for (n, reference, result) in made {
-        match result {
-            Ok(edits) => queries.push(SynthQuery {
-                id: format!("Q{n:05}"),
-                reference: reference.map(|r| reference_ids[r].clone()),
-                edits,
-            }),
-            Err(e) => {
-                progress.file_failed(&e);
-                unreadable.push(e.to_string());
+    // A photo that cannot be decoded is reported once and left out: no reference, no query.
+    let mut unreadable: BTreeMap<PathBuf, String> = BTreeMap::new();
+    let outcomes = plans
+        .iter()
+        .map(|p| p.2)
+        .zip(made.iter().map(|r| r.as_ref().err()))
+        .chain(checked.iter().map(|(i, r)| (&pool[*i], r.as_ref().err())));
+    for (photo, error) in outcomes {
+        match error {
+            None => {}
+            Some(Error::Decode { source, .. }) => {
+                unreadable
+                    .entry(photo.clone())
+                    .or_insert_with(|| source.to_string());
+            }
+            // Not about the photo (a full disk, say): the benchmark cannot be written.
+            Some(other) => {
+                return Err(Error::Dataset {
+                    path: out.to_path_buf(),
+                    reason: format!("writing the benchmark failed: {other}"),
+                })
             }
         }
     }
+    let unreadable_paths: std::collections::HashSet<PathBuf> = unreadable.keys().cloned().collect();
+    let unreadable: Vec<Error> = unreadable
+        .into_iter()
+        .map(|(path, reason)| Error::Dataset { path, reason })
+        .collect();
+    unreadable.iter().for_each(|e| progress.file_failed(e));
+
+    // References: the readable pool photos under DISC21 ids, linked (copied where links fail).
+    let mut reference_ids: Vec<Option<String>> = vec![None; pool.len()];
+    let mut references = 0;
+    for (i, photo) in pool.iter().enumerate() {
+        if unreadable_paths.contains(photo) {
+            continue;
+        }
+        let ext = photo
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("jpg")
+            .to_ascii_lowercase();
+        let id = format!("R{references:06}");
+        let link = references_dir.join(format!("{id}.{ext}"));
+        link_or_copy(photo, &link).map_err(io(&link))?;
+        reference_ids[i] = Some(id);
+        references += 1;
+    }
+    let queries: Vec<SynthQuery> = plans
+        .iter()
+        .zip(made)
+        .filter_map(|(&(n, reference, _), result)| {
+            // A query exists only where its photo decoded, so its reference did too.
+            let edits = result.ok()?;
+            Some(SynthQuery {
+                id: format!("Q{n:05}"),
+                reference: reference.map(|r| reference_ids[r].clone().expect("readable")),
+                edits,
+            })
+        })
+        .collect();
+    let unreadable: Vec<String> = unreadable.iter().map(|e| e.to_string()).collect();
     let benchmark = SynthBenchmark {
         source,
         options: options.clone(),
-        references: reference_ids.len(),
+        references,
         queries,
         unreadable,
         reused: false,
@@ -396,27 +434,30 @@ fn make_query(
     fonts: &Fonts,
     rng: &mut ChaCha8Rng,
 ) -> Result<(RgbImage, Vec<Edit>)> {
-    let decode = |path: &Path| {
-        decode::decode_file(path)
-            .map(shrink)
-            .map_err(|source| Error::Decode {
-                path: path.to_path_buf(),
-                source,
-            })
-    };
-    let mut image = decode(photo)?;
+    let mut image = decode_photo(photo)?;
     let count = rng.random_range(1..=3);
     let mut edits: Vec<Edit> = Edit::ALL.choose_multiple(rng, count).copied().collect();
     // A background that cannot be decoded (or the photo itself) makes paste a plain
     // downscale into noise: still an edit of the same kind.
     let background = background
         .filter(|b| b.as_path() != photo)
-        .and_then(|b| decode(b).ok());
+        .and_then(|b| decode_photo(b).ok());
     for edit in &edits {
         image = apply(*edit, image, background.as_ref(), fonts, rng);
     }
     edits.sort();
     Ok((image, edits))
+}
+
+/// A photo at the size queries are made from. Large JPEGs decode at reduced size (they are
+/// shrunk to `MAX_QUERY_SIDE` anyway).
+fn decode_photo(path: &Path) -> Result<RgbImage> {
+    decode::decode_file_for(path, Some(MAX_QUERY_SIDE / 2))
+        .map(shrink)
+        .map_err(|source| Error::Decode {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 fn shrink(image: RgbImage) -> RgbImage {

@@ -171,7 +171,7 @@ struct ModelLine {
 }
 
 #[test]
-fn models_list_shows_every_model_and_that_none_is_local() {
+fn models_list_shows_every_model_and_that_only_phash_is_local() {
     let out = imgsim(&["models", "list", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let lines: Vec<ModelLine> = parse_lines(&stdout(&out));
@@ -183,10 +183,12 @@ fn models_list_shows_every_model_and_that_none_is_local() {
             ("clip-vit-l14", 768),
             ("dinov2-small", 384),
             ("dinov2-base", 768),
-            ("dinov2-large", 1024)
+            ("dinov2-large", 1024),
+            ("phash", 64)
         ]
     );
-    assert!(lines.iter().all(|l| !l.local));
+    // The baseline needs no weights; the networks' are not in the (empty) cache.
+    assert!(lines.iter().all(|l| l.local == (l.name == "phash")));
 }
 
 #[test]
@@ -215,7 +217,7 @@ fn a_model_in_a_python_filled_cache_is_found() {
         .filter(|l| l.local)
         .map(|l| l.name.as_str())
         .collect();
-    assert_eq!(local, ["dinov2-small"]);
+    assert_eq!(local, ["dinov2-small", "phash"]);
 
     // `compare --model all` runs the local models only, and never downloads the others.
     let a = coco().join("000000000009.jpg");
@@ -229,27 +231,35 @@ fn a_model_in_a_python_filled_cache_is_found() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let lines: Vec<CompareLine> = parse_lines(&stdout(&out));
-    assert_eq!(lines.len(), 1);
-    assert_eq!(lines[0].model, "dinov2-small");
-    assert!((lines[0].cosine - 1.0).abs() < 1e-5);
+    let models: Vec<&str> = lines.iter().map(|l| l.model.as_str()).collect();
+    assert_eq!(models, ["dinov2-small", "phash"]);
+    assert!(lines.iter().all(|l| (l.cosine - 1.0).abs() < 1e-5));
 }
 
 #[test]
-fn compare_all_without_local_weights_says_how_to_fetch_them() {
+fn compare_all_without_local_weights_runs_phash_and_says_how_to_fetch_them() {
     let a = coco().join("000000000009.jpg");
+    let b = coco().join("000000000025.jpg");
     let out = imgsim(&[
         "compare",
+        "--json",
         "--model",
         "all",
         a.to_str().unwrap(),
-        a.to_str().unwrap(),
+        b.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(2));
+    assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("imgsim models fetch"),
         "{}",
         stderr(&out)
     );
+    let lines: Vec<CompareLine> = parse_lines(&stdout(&out));
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].model, "phash");
+    // Two different photos: a cosine of 1 - 2 * (differing bits) / 64, below 1.
+    let differing_bits = (1.0 - lines[0].cosine) * 32.0;
+    assert!(differing_bits > 1.0 && (differing_bits - differing_bits.round()).abs() < 1e-4);
 }
 
 /// A copy of a fixture model directory without one tensor.
