@@ -478,3 +478,47 @@ fn synth_builds_a_deterministic_benchmark_and_reports_each_edit() {
     let (_, extraction, _) = copy_detection(&lines, "phash");
     assert_eq!((extraction.embedded, extraction.from_cache), (0, 14));
 }
+
+#[test]
+fn synth_leaves_out_unreadable_photos_and_says_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    for name in &PHOTOS[..4] {
+        photo(name, 160).save(photos.join(name)).unwrap();
+    }
+    let good = std::fs::read(photos.join(PHOTOS[0])).unwrap();
+    std::fs::write(photos.join("truncated.jpg"), &good[..good.len() / 3]).unwrap();
+    std::fs::write(photos.join("notes.png"), b"not a picture").unwrap();
+    let out = imgsim_in(
+        &[
+            "eval",
+            "synth",
+            "photos",
+            "--distractors",
+            "0",
+            "--models",
+            "phash",
+            "--no-cache",
+            "--out",
+            "out",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("truncated.jpg") && err.contains("notes.png"),
+        "{err}"
+    );
+    // Four readable photos: four references, four copies; the report still comes.
+    let gt = std::fs::read_to_string(dir.path().join("out/benchmark/ground_truth.csv")).unwrap();
+    assert_eq!(gt.lines().count(), 1 + 4, "{gt}");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("out/benchmark/references"))
+            .unwrap()
+            .count(),
+        4
+    );
+    assert!(stdout(&out).contains("| phash |"));
+}
