@@ -79,6 +79,10 @@ pub enum Error {
     #[error("{}: {reason}", path.display())]
     Dataset { path: PathBuf, reason: String },
 
+    /// The index database could not be read or written.
+    #[error("index database {}: {reason}", path.display())]
+    Store { path: PathBuf, reason: String },
+
     #[error(transparent)]
     Metrics(#[from] crate::eval::metrics::MetricsError),
 

@@ -10,10 +10,15 @@ pub mod device;
 pub mod embed;
 pub mod error;
 pub mod eval;
+pub mod filter;
+pub mod indexer;
+pub mod lock;
 pub mod models;
 pub mod preprocess;
+pub mod progress;
 pub mod resize;
 pub mod scan;
+pub mod store;
 pub mod weights;
 
 pub use error::{DecodeError, Error, Result};

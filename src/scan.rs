@@ -48,6 +48,79 @@ pub fn images_under(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Folders that hold no photos of the user's, only tools' leftovers.
+const JUNK_DIRS: &[&str] = &[
+    "@eaDir",
+    "node_modules",
+    "#recycle",
+    "$RECYCLE.BIN",
+    "System Volume Information",
+    "lost+found",
+];
+
+/// An image file found by [`walk_library`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub path: PathBuf,
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+/// The image files under `roots`, with size and modification time. Hidden files and folders,
+/// the usual junk (`@eaDir`, `node_modules`, ...) and paths matching `exclude` are skipped.
+/// Links are not followed: nothing outside the roots is read, and a link loop cannot trap the
+/// walk. Folders that cannot be read are returned as errors beside the files.
+pub fn walk_library(roots: &[PathBuf], exclude: &globset::GlobSet) -> (Vec<Found>, Vec<Error>) {
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    for root in roots {
+        let walk = walkdir::WalkDir::new(root).into_iter().filter_entry(|e| {
+            let name = e.file_name().to_string_lossy();
+            e.depth() == 0
+                || !(name.starts_with('.')
+                    || (e.file_type().is_dir() && JUNK_DIRS.contains(&name.as_ref()))
+                    || exclude.is_match(e.path()))
+        });
+        for entry in walk {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    errors.push(Error::Io {
+                        path: e.path().unwrap_or(root).to_path_buf(),
+                        source: e.into(),
+                    });
+                    continue;
+                }
+            };
+            if !entry.file_type().is_file() || !has_image_extension(entry.path()) {
+                continue;
+            }
+            match entry.metadata() {
+                Ok(meta) => found.push(Found {
+                    path: entry.into_path(),
+                    size: meta.len(),
+                    mtime_ns: mtime_ns(&meta),
+                }),
+                Err(e) => errors.push(Error::Io {
+                    path: entry.path().to_path_buf(),
+                    source: e.into(),
+                }),
+            }
+        }
+    }
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    found.dedup_by(|a, b| a.path == b.path); // overlapping roots
+    (found, errors)
+}
+
+/// Modification time in nanoseconds since the Unix epoch (0 where the platform has none).
+pub fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +153,39 @@ mod tests {
             .map(|p| p.strip_prefix(dir.path()).unwrap().to_path_buf())
             .collect();
         assert_eq!(found, [PathBuf::from("a.jpg"), PathBuf::from("sub/b.PNG")]);
+    }
+
+    #[test]
+    fn the_library_walk_skips_junk_excludes_and_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("photos");
+        for file in [
+            "a.JPG",
+            "@eaDir/a.jpg",
+            "node_modules/x.png",
+            "sub/._a.jpg",
+            "raw/skip.jpg",
+            "sub/b.webp",
+        ] {
+            let path = root.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"xy").unwrap();
+        }
+        std::fs::write(dir.path().join("outside.jpg"), b"x").unwrap();
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(dir.path(), root.join("loop")).unwrap();
+            std::os::unix::fs::symlink(dir.path().join("outside.jpg"), root.join("l.jpg")).unwrap();
+        }
+        let mut exclude = globset::GlobSetBuilder::new();
+        exclude.add(globset::Glob::new("**/raw").unwrap());
+        let (found, errors) = walk_library(std::slice::from_ref(&root), &exclude.build().unwrap());
+        assert!(errors.is_empty(), "{errors:?}");
+        let names: Vec<PathBuf> = found
+            .iter()
+            .map(|f| f.path.strip_prefix(&root).unwrap().to_path_buf())
+            .collect();
+        assert_eq!(names, [PathBuf::from("a.JPG"), PathBuf::from("sub/b.webp")]);
+        assert_eq!(found[0].size, 2);
     }
 }

@@ -20,7 +20,7 @@ use candle_core::{Device, Tensor};
 use serde::Serialize;
 
 use crate::embed::Embedder;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use cache::{EmbeddingCache, FileKey};
 
 /// One image of a benchmark: its id (`R000123`, `Q00042`, a COCO file name) and its file.
@@ -44,19 +44,7 @@ pub struct ExtractionStats {
     pub images_per_second: Option<f64>,
 }
 
-/// Progress of a long step, for the caller to draw (the library draws nothing).
-pub trait Progress {
-    /// A step of `total` units starts.
-    fn start(&mut self, _label: &str, _total: usize) {}
-    /// `n` more units are done.
-    fn advance(&mut self, _n: usize) {}
-    /// One file could not be used; the run goes on without it.
-    fn file_failed(&mut self, _error: &Error) {}
-}
-
-/// Progress that nobody watches.
-pub struct Quiet;
-impl Progress for Quiet {}
+pub use crate::progress::{Progress, Quiet};
 
 /// Embeds `images` (from the cache where it has them). A file that fails yields `None` and is
 /// reported through `progress`.
