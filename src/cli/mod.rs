@@ -5,6 +5,7 @@ mod bench;
 mod compare;
 mod embed;
 mod eval;
+mod index;
 mod models;
 
 use std::path::PathBuf;
@@ -32,6 +33,17 @@ pub struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Index the images under folders (incremental: unchanged files are not read again).
+    Index(index::IndexArgs),
+    /// The indexed images most like a picture.
+    Similar(index::SimilarArgs),
+    /// What the index holds, per model.
+    Status(index::StatusArgs),
+    /// Compact the index and build or refresh its vector (IVF-PQ) index.
+    Optimize(index::OptimizeArgs),
+    /// Add, remove or list tags of indexed images (searchable with --where 'tag:...').
+    #[command(subcommand)]
+    Tag(index::TagCommand),
     /// Print the embedding of each image (L2-normalised).
     Embed(embed::EmbedArgs),
     /// Cosine similarity of two images under one or more models.
@@ -80,10 +92,11 @@ impl ModelArgs {
     }
 }
 
-/// How a command ended when it did not fail outright. (Exit code 1, "nothing found", is for
-/// the search commands.)
+/// How a command ended when it did not fail outright.
 pub enum Outcome {
     Done,
+    /// A search found nothing: exit code 1.
+    NothingFound,
     /// Finished, but some inputs failed (reported already): exit code 2.
     SomeFailed,
 }
@@ -92,6 +105,7 @@ impl Outcome {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Outcome::Done => ExitCode::SUCCESS,
+            Outcome::NothingFound => ExitCode::from(1),
             Outcome::SomeFailed => ExitCode::from(2),
         }
     }
@@ -99,6 +113,11 @@ impl Outcome {
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     match args.command {
+        Command::Index(a) => index::run_index(a),
+        Command::Similar(a) => index::run_similar(a),
+        Command::Status(a) => index::run_status(a),
+        Command::Tag(c) => index::run_tag(c),
+        Command::Optimize(a) => index::run_optimize(a),
         Command::Embed(a) => embed::run(a),
         Command::Compare(a) => compare::run(a),
         Command::Models(c) => models::run(c),

@@ -73,7 +73,7 @@ impl Dinov2Config {
                 self.hidden_act
             ));
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err("hidden_size is not a multiple of num_attention_heads".into());
         }
         Ok(())

@@ -1,0 +1,271 @@
+//! `imgsim index`: makes one model's table equal to the image files under some folders,
+//! doing as little work as possible.
+//!
+//! - unchanged size and modification time: not read at all;
+//! - changed: embedded again;
+//! - gone: removed (only rows under the folders being indexed);
+//! - moved or renamed (a new path whose content hash is that of a gone row): re-linked, the
+//!   vector reused;
+//! - identical copies (same hash as another row, or as another new file): embedded once.
+//!
+//! Writes go in batches (never one commit per file); new and moved rows are written before
+//! gone rows are deleted, so a crash can leave an extra row (removed by the next run) but
+//! never lose one.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::embed::Embedder;
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::scan::{walk_library, Found};
+use crate::store::{FileState, ModelTable, Row};
+
+/// Rows written per commit.
+pub const WRITE_BATCH: usize = 512;
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct IndexSummary {
+    /// New files (embedded, or copies of content already known).
+    pub added: usize,
+    /// Files whose size or modification time changed (embedded again).
+    pub updated: usize,
+    /// Files found under a new path with the content of a gone one (not embedded again).
+    pub moved: usize,
+    pub removed: usize,
+    pub unchanged: usize,
+    /// Files that could not be read or decoded (reported one by one).
+    pub failed: usize,
+    /// Of the added and updated files, how many went through the model.
+    pub embedded: usize,
+}
+
+/// Indexes the image files under `roots` (canonical paths) into `table`.
+pub fn index(
+    table: &ModelTable<'_>,
+    embedder: &Embedder,
+    roots: &[PathBuf],
+    exclude: &globset::GlobSet,
+    progress: &mut dyn Progress,
+) -> Result<IndexSummary> {
+    let mut summary = IndexSummary::default();
+    progress.start("scanning", 0);
+    let (found, walk_errors) = walk_library(roots, exclude);
+    for e in &walk_errors {
+        progress.file_failed(e);
+    }
+    summary.failed += walk_errors.len();
+    let existing = table.files()?;
+
+    let found_paths: HashSet<String> = found.iter().map(|f| path_string(&f.path)).collect();
+    // A folder that could not be read is not a folder whose files are gone.
+    let unreadable: Vec<&Path> = walk_errors
+        .iter()
+        .filter_map(|e| match e {
+            Error::Io { path, .. } => Some(path.as_path()),
+            _ => None,
+        })
+        .collect();
+    let gone: Vec<(&String, &FileState)> = existing
+        .iter()
+        .filter(|(path, _)| {
+            let path = Path::new(path.as_str());
+            !found_paths.contains(path.to_string_lossy().as_ref())
+                && roots.iter().any(|r| path.starts_with(r))
+                && !unreadable.iter().any(|u| path.starts_with(u))
+        })
+        .collect();
+
+    // New and changed files need their content hash; unchanged ones are not read.
+    let mut to_hash: Vec<(&Found, bool)> = Vec::new();
+    for f in &found {
+        match existing.get(&path_string(&f.path)) {
+            Some(state) if state.size == f.size && state.mtime_ns == f.mtime_ns => {
+                summary.unchanged += 1
+            }
+            Some(_) => to_hash.push((f, true)),
+            None => to_hash.push((f, false)),
+        }
+    }
+    progress.start("hashing", to_hash.len());
+    let hashed: Vec<(&Found, bool, std::io::Result<String>)> = to_hash
+        .par_iter()
+        .map(|&(f, changed)| (f, changed, hash_file(&f.path)))
+        .collect();
+    progress.advance(hashed.len());
+
+    let mut gone_by_hash: HashMap<&str, Vec<&String>> = HashMap::new();
+    for (path, state) in &gone {
+        gone_by_hash
+            .entry(state.hash.as_str())
+            .or_default()
+            .push(path);
+    }
+    let known_hashes: HashSet<&str> = existing.values().map(|s| s.hash.as_str()).collect();
+
+    // Decide per file: move, copy of known content, or embedding (one per new hash).
+    let mut moves: Vec<(&Found, String, String)> = Vec::new(); // (file, hash, old path)
+    let mut copies: Vec<(&Found, String)> = Vec::new();
+    let mut to_embed: Vec<(&Found, String)> = Vec::new();
+    let mut later_copies: HashMap<String, Vec<&Found>> = HashMap::new();
+    let mut moved_from: HashSet<String> = HashSet::new();
+    for (f, changed, hash) in hashed {
+        let hash = match hash {
+            Ok(h) => h,
+            Err(source) => {
+                summary.failed += 1;
+                progress.file_failed(&Error::Io {
+                    path: f.path.clone(),
+                    source,
+                });
+                continue;
+            }
+        };
+        if changed {
+            summary.updated += 1;
+            to_embed.push((f, hash));
+            continue;
+        }
+        summary.added += 1;
+        if let Some(old) = gone_by_hash.get_mut(hash.as_str()).and_then(Vec::pop) {
+            summary.added -= 1;
+            summary.moved += 1;
+            moved_from.insert(old.clone());
+            moves.push((f, hash, old.clone()));
+        } else if known_hashes.contains(hash.as_str()) {
+            copies.push((f, hash));
+        } else if let Some(copies_of_new) = later_copies.get_mut(&hash) {
+            copies_of_new.push(f);
+        } else {
+            later_copies.insert(hash.clone(), Vec::new());
+            to_embed.push((f, hash));
+        }
+    }
+
+    // Moves and copies of known content reuse stored vectors.
+    let reused_hashes: Vec<&str> = moves
+        .iter()
+        .map(|(_, h, _)| h.as_str())
+        .chain(copies.iter().map(|(_, h)| h.as_str()))
+        .collect();
+    let stored = table.rows_by_hash(&reused_hashes)?;
+    let now = now_seconds();
+    let mut pending: Vec<Row> = Vec::new();
+    for (f, hash, old) in &moves {
+        let from = stored.get(hash).ok_or_else(|| missing_row(table, old))?;
+        pending.push(Row {
+            path: path_string(&f.path),
+            size: f.size,
+            mtime_ns: f.mtime_ns,
+            indexed_at: now,
+            ..from.clone()
+        });
+    }
+    for (f, hash) in &copies {
+        let from = stored.get(hash).ok_or_else(|| missing_row(table, hash))?;
+        pending.push(Row {
+            path: path_string(&f.path),
+            size: f.size,
+            mtime_ns: f.mtime_ns,
+            indexed_at: now,
+            tags: Vec::new(),
+            ..from.clone()
+        });
+    }
+    flush_if_full(table, &mut pending, 0)?;
+
+    // Embed the rest, writing in batches as results come.
+    progress.start("embedding", to_embed.len());
+    let paths: Vec<PathBuf> = to_embed.iter().map(|(f, _)| f.path.clone()).collect();
+    let mut write_error = None;
+    embedder.embed_files(&paths, |i, result| {
+        progress.advance(1);
+        let (f, hash) = &to_embed[i];
+        match result {
+            Ok(vector) => {
+                summary.embedded += 1;
+                let (width, height) = image::image_dimensions(&f.path).unwrap_or((0, 0));
+                let row = Row {
+                    path: path_string(&f.path),
+                    size: f.size,
+                    mtime_ns: f.mtime_ns,
+                    hash: hash.clone(),
+                    width,
+                    height,
+                    indexed_at: now,
+                    tags: Vec::new(),
+                    vector,
+                };
+                for copy in later_copies.get(hash).into_iter().flatten() {
+                    pending.push(Row {
+                        path: path_string(&copy.path),
+                        size: copy.size,
+                        mtime_ns: copy.mtime_ns,
+                        ..row.clone()
+                    });
+                }
+                pending.push(row);
+                if write_error.is_none() {
+                    if let Err(e) = flush_if_full(table, &mut pending, WRITE_BATCH) {
+                        write_error = Some(e);
+                    }
+                }
+            }
+            Err(e) => {
+                // Copies of a file that cannot be decoded cannot be either.
+                let copies = later_copies.get(hash).map_or(0, Vec::len);
+                summary.failed += 1 + copies;
+                if existing.contains_key(&path_string(&f.path)) {
+                    summary.updated -= 1;
+                } else {
+                    summary.added -= 1 + copies;
+                }
+                progress.file_failed(&e);
+            }
+        }
+    })?;
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    flush_if_full(table, &mut pending, 0)?;
+
+    // Last: rows whose file is gone (moved ones were re-linked above).
+    let removed: Vec<&str> = gone.iter().map(|(p, _)| p.as_str()).collect();
+    summary.removed = removed.len() - moved_from.len();
+    table.delete(&removed)?;
+    Ok(summary)
+}
+
+fn flush_if_full(table: &ModelTable<'_>, pending: &mut Vec<Row>, at_least: usize) -> Result<()> {
+    if !pending.is_empty() && pending.len() >= at_least {
+        table.upsert(pending)?;
+        pending.clear();
+    }
+    Ok(())
+}
+
+fn missing_row(table: &ModelTable<'_>, what: &str) -> Error {
+    Error::Store {
+        path: PathBuf::from(&table.info.table),
+        reason: format!("the row of {what} vanished while indexing (another writer?)"),
+    }
+}
+
+pub fn path_string(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+fn hash_file(path: &Path) -> std::io::Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(std::fs::File::open(path)?)?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+fn now_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
