@@ -2,5 +2,6 @@
 
 mod cli;
 mod eval;
+mod index;
 mod parity;
 mod util;
