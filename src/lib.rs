@@ -1,8 +1,11 @@
 //! imgsim: local image-similarity search with CLIP and DINOv2.
 //!
-//! The modules follow the data flow: `scan` (finding images), `decode` (file -> pixels), `resize` (PIL's resampling), `preprocess` (pixels -> model
-//! input), `models` (registry, weights, networks), `embed` (the batched pipeline).
-//! `bench` measures it. See ARCHITECTURE.md.
+//! The modules follow the data flow: `scan` (finding images), `decode` (file -> pixels),
+//! `resize` (PIL's resampling), `preprocess` (pixels -> model input), `models` (registry,
+//! weights, networks), `embed` (the batched pipeline), `store` (LanceDB tables), `indexer`
+//! (keeping a table equal to the disk), `filter` (tantivy filters), `lock` (one writer).
+//! Beside them: `eval` (which model finds the right image) and `bench` (throughput).
+//! See ARCHITECTURE.md.
 
 pub mod bench;
 pub mod decode;

@@ -337,7 +337,8 @@ pub fn run_status(args: StatusArgs) -> anyhow::Result<Outcome> {
             vector_index: vector_index.is_some(),
             unindexed_rows: vector_index.map_or(images, |(_, unindexed)| unindexed),
             images,
-            bytes: dir_size(&db_dir.join(format!("{}.lance", info.table))),
+            bytes: dir_size(&db_dir.join(format!("{}.lance", info.table)))
+                + dir_size(&db_dir.join(format!("{}.filters", info.table))),
             model: info.model,
             model_id: info.model_id,
             dim: info.dim,
@@ -416,11 +417,13 @@ fn dir_size(dir: &Path) -> u64 {
 }
 
 fn human_bytes(bytes: u64) -> String {
-    let mb = bytes as f64 / (1024.0 * 1024.0);
-    if mb >= 1024.0 {
-        format!("{:.1} GiB", mb / 1024.0)
+    let kib = bytes as f64 / 1024.0;
+    if kib < 1024.0 {
+        format!("{kib:.0} KiB")
+    } else if kib < 1024.0 * 1024.0 {
+        format!("{:.1} MiB", kib / 1024.0)
     } else {
-        format!("{mb:.1} MiB")
+        format!("{:.1} GiB", kib / (1024.0 * 1024.0))
     }
 }
 
