@@ -8,6 +8,7 @@
 //! See ARCHITECTURE.md.
 
 pub mod bench;
+pub mod bench_ann;
 pub mod decode;
 pub mod device;
 pub mod embed;

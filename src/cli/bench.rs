@@ -12,6 +12,133 @@ pub enum BenchCommand {
     /// Images/s of the model alone (batch 1 and --batch-size) and end to end over --images,
     /// beside PyTorch + transformers on the same machine (--peer).
     Embed(EmbedBenchArgs),
+    /// Vector search: recall@k against exact search and query latency of the store (exact
+    /// and IVF-PQ), beside FAISS on the same vectors (--peer).
+    Ann(AnnBenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AnnBenchArgs {
+    /// Table sizes to measure (repeat the flag).
+    #[arg(long = "rows", default_values_t = [100_000usize])]
+    rows: Vec<usize>,
+    #[arg(long, default_value_t = 768)]
+    dim: usize,
+    /// Queries per method (perturbed copies of stored vectors).
+    #[arg(long, default_value_t = 200)]
+    queries: usize,
+    /// Queries against the exact, unindexed table (each scans every row).
+    #[arg(long, default_value_t = 30)]
+    exact_queries: usize,
+    #[arg(short = 'k', long, default_value_t = 10)]
+    k: usize,
+    /// Clusters in the synthetic data (0: one per 100 rows).
+    #[arg(long, default_value_t = 0)]
+    clusters: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Working folder for the tables and vector files (several GB at 1M rows).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Also run FAISS (bench/peer_faiss.py: IndexFlatIP and IVF-PQ of the same shape).
+    #[arg(long)]
+    peer: bool,
+    /// The Python that has faiss-cpu and numpy, for --peer.
+    #[arg(long, env = "IMGSIM_PYTHON", default_value = "python3")]
+    python: String,
+    #[arg(long, default_value = "bench/peer_faiss.py")]
+    peer_script: PathBuf,
+    /// One JSON line per measurement.
+    #[arg(long)]
+    json: bool,
+}
+
+fn run_ann(args: AnnBenchArgs) -> anyhow::Result<Outcome> {
+    use imgsim::bench_ann::{self as ann, AnnConfig, AnnRow};
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("imgsim-bench-ann"));
+    std::fs::create_dir_all(&dir)?;
+    let print = |row: &AnnRow| {
+        if args.json {
+            print_json(row);
+        } else {
+            println!(
+                "{:>9} rows  {:<28} build {:>8}  recall@{} {:.4}  p50 {:>8.2} ms  p99 {:>8.2} ms  ({} queries)",
+                row.rows,
+                row.method,
+                row.build_seconds.map_or("-".into(), |s| format!("{s:.1} s")),
+                args.k,
+                row.recall_at_k,
+                row.p50_ms,
+                row.p99_ms,
+                row.queries
+            );
+        }
+    };
+    for &rows in &args.rows {
+        let cfg = AnnConfig {
+            rows,
+            dim: args.dim,
+            queries: args.queries,
+            k: args.k,
+            clusters: if args.clusters == 0 {
+                (rows / 100).max(1)
+            } else {
+                args.clusters
+            },
+            seed: args.seed,
+            dir: dir.clone(),
+            exact_queries: args.exact_queries,
+        };
+        let started = std::time::Instant::now();
+        let data = ann::clustered_vectors(rows, args.dim, cfg.clusters, args.seed);
+        let queries = ann::perturbed_queries(&data, args.dim, args.queries, args.seed);
+        let truth = ann::ground_truth(&data, &queries, args.dim, args.k)?;
+        if !args.json {
+            eprintln!(
+                "imgsim bench ann: {rows} vectors of {} dimensions in {} clusters, {} queries, \
+                 exact top {} in {:.1} s",
+                args.dim,
+                cfg.clusters,
+                args.queries,
+                args.k,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        ann::run(&cfg, &data, &queries, &truth, &print)?;
+        if args.peer {
+            let vectors = dir.join("vectors.f32");
+            let query_file = dir.join("queries.f32");
+            let truth_file = dir.join("truth.json");
+            ann::write_f32(&vectors, &data)?;
+            ann::write_f32(&query_file, &queries)?;
+            std::fs::write(&truth_file, serde_json::to_string(&truth)?)?;
+            drop(data);
+            let (nlist, m) = ann::ivf_pq_params(rows, args.dim);
+            match ann::run_peer(&ann::AnnPeerRequest {
+                python: &args.python,
+                script: &args.peer_script,
+                vectors: &vectors,
+                queries: &query_file,
+                truth: &truth_file,
+                dim: args.dim,
+                k: args.k,
+                nlist,
+                m,
+                nprobe: imgsim::store::NPROBES,
+                refine: imgsim::store::REFINE_FACTOR as usize,
+            }) {
+                Ok(peer_rows) => peer_rows.iter().for_each(&print),
+                Err(e) => eprintln!("imgsim: the FAISS peer failed: {e}"),
+            }
+            for file in [&vectors, &query_file, &truth_file] {
+                let _ = std::fs::remove_file(file);
+            }
+        }
+    }
+    Ok(Outcome::Done)
 }
 
 #[derive(clap::Args, Debug)]
@@ -72,7 +199,10 @@ pub struct BenchLine {
 }
 
 pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
-    let BenchCommand::Embed(args) = command;
+    let args = match command {
+        BenchCommand::Embed(args) => args,
+        BenchCommand::Ann(args) => return run_ann(args),
+    };
     let device = imgsim::device::select(args.device)?;
     let threads = candle_core::utils::get_num_threads();
     let paths = match &args.images {
