@@ -345,6 +345,17 @@ impl ModelTable<'_> {
         Ok(())
     }
 
+    /// Adds rows known to be new (no upsert: the fast path for bulk loads).
+    pub fn append(&self, rows: &[Row]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<&Row> = rows.iter().collect();
+        let batch = record_batch(&refs, self.info.dim)?;
+        self.block_on(self.table.add(batch).execute())?;
+        Ok(())
+    }
+
     /// Removes the rows of these paths (one commit per 500).
     pub fn delete(&self, paths: &[&str]) -> Result<()> {
         for chunk in paths.chunks(500) {
@@ -420,16 +431,7 @@ impl ModelTable<'_> {
         if rows < MIN_INDEX_ROWS {
             return Ok(false);
         }
-        let dim = self.info.dim as u32;
-        // About sqrt(n) partitions; sub-vectors of 16 dimensions where the dimension allows.
-        let partitions = ((rows as f64).sqrt() as u32).clamp(1, 4096);
-        let sub_vectors = if dim.is_multiple_of(16) {
-            dim / 16
-        } else if dim.is_multiple_of(8) {
-            dim / 8
-        } else {
-            1
-        };
+        let (partitions, sub_vectors) = ivf_pq_params(rows, self.info.dim);
         let builder = lancedb::index::vector::IvfPqIndexBuilder::default()
             .distance_type(DistanceType::Cosine)
             .num_partitions(partitions)
@@ -441,6 +443,23 @@ impl ModelTable<'_> {
                 .execute(),
         )?;
         Ok(true)
+    }
+
+    /// Keeps the vector index worth having: builds it once the table reaches
+    /// [`AUTO_INDEX_ROWS`], and folds new rows in (with compaction) once they are more than a
+    /// tenth of it, since unindexed rows are scanned exactly by every query.
+    pub fn maintain_vector_index(&self) -> Result<IndexUpkeep> {
+        match self.vector_index()? {
+            None if self.count()? >= AUTO_INDEX_ROWS => {
+                self.build_vector_index()?;
+                Ok(IndexUpkeep::Built)
+            }
+            Some((indexed, unindexed)) if unindexed > indexed / 10 => {
+                self.optimize()?;
+                Ok(IndexUpkeep::Refreshed)
+            }
+            _ => Ok(IndexUpkeep::Nothing),
+        }
     }
 
     /// Compacts small fragments, prunes old versions and folds new rows into the indexes.
@@ -538,8 +557,36 @@ impl ModelTable<'_> {
 
 /// IVF partitions searched per query, and Lance's re-ranking factor (candidates = k x it).
 /// Starting values; the ANN benchmark tunes them against recall.
-const NPROBES: usize = 32;
-const REFINE_FACTOR: u32 = 8;
+pub const NPROBES: usize = 32;
+pub const REFINE_FACTOR: u32 = 8;
+
+/// IVF-PQ shape for a table: about sqrt(n) partitions, and sub-vectors of 16 dimensions
+/// where the dimension allows (8 bits each).
+pub fn ivf_pq_params(rows: usize, dim: usize) -> (u32, u32) {
+    let dim = dim as u32;
+    let partitions = ((rows as f64).sqrt() as u32).clamp(1, 4096);
+    let sub_vectors = if dim.is_multiple_of(16) {
+        dim / 16
+    } else if dim.is_multiple_of(8) {
+        dim / 8
+    } else {
+        1
+    };
+    (partitions, sub_vectors)
+}
+
+/// What [`ModelTable::maintain_vector_index`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexUpkeep {
+    Nothing,
+    Built,
+    Refreshed,
+}
+
+/// Tables from this size on get an IVF-PQ index automatically. Measured (`imgsim bench ann`,
+/// 768-d, 2 cores): exact search takes 13.5 ms at 10k rows and grows linearly (172 ms at
+/// 100k); with the index a query takes ~7 ms at any size, at recall@10 1.0 (README).
+pub const AUTO_INDEX_ROWS: usize = 10_000;
 
 /// PQ needs 256 rows to train its 8-bit codebooks.
 pub const MIN_INDEX_ROWS: usize = 256;

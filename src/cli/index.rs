@@ -187,50 +187,64 @@ pub fn run_index(args: IndexArgs) -> anyhow::Result<Outcome> {
         );
     }
     let exclude = globs.build()?;
-    let embedder = args.model.embedder(None)?.batch_size(args.batch_size);
-    let model = embedder.model();
+    let sources = args.model.sources_or_all()?;
+    let device = imgsim::device::select(args.model.device)?;
     let db_dir = args.db.dir()?;
     let _lock = lock_for_writing(&db_dir, &format!("imgsim index {}", describe(&args.dirs)))?;
     let store = Store::open(&db_dir, true)?;
-    let table = store.table_or_create(&model.name, &model.id, model.dim())?;
-    let mut bar = Bar {
-        bar: indicatif::ProgressBar::hidden(),
-        json: args.json,
-    };
-    let summary = indexer::index(&table, &embedder, &roots, &exclude, &mut bar)?;
-    bar.bar.finish_and_clear();
-    // Bring the filter index up to the table's new version.
-    table.filters()?;
-    let images = table.count()?;
-    let failed = summary.failed;
-    let line = IndexLine {
-        model: model.name.clone(),
-        db: db_dir.display().to_string(),
-        summary: summary.into(),
-        images,
-        seconds: started.elapsed().as_secs_f64(),
-    };
-    if args.json {
-        print_json(&line);
-    } else {
-        let s = &line.summary;
-        println!(
-            "{}: {} added, {} updated, {} moved, {} removed, {} unchanged, {} failed \
-             ({} embedded) in {:.1} s; {} images in {}",
-            line.model,
-            s.added,
-            s.updated,
-            s.moved,
-            s.removed,
-            s.unchanged,
-            s.failed,
-            s.embedded,
-            line.seconds,
+    let mut any_failed = false;
+    for source in sources {
+        let model = imgsim::models::Model::load(&source, None, &device)?;
+        let embedder =
+            imgsim::embed::Embedder::new(model, device.clone()).batch_size(args.batch_size);
+        let model = embedder.model();
+        let table = store.table_or_create(&model.name, &model.id, model.dim())?;
+        let mut bar = Bar {
+            bar: indicatif::ProgressBar::hidden(),
+            json: args.json,
+        };
+        let summary = indexer::index(&table, &embedder, &roots, &exclude, &mut bar)?;
+        bar.bar.finish_and_clear();
+        // A large table gets (or refreshes) its vector index; then the filter index follows
+        // the table's new version.
+        match table.maintain_vector_index()? {
+            imgsim::store::IndexUpkeep::Built if !args.json => {
+                eprintln!("imgsim: built the vector index (IVF-PQ) of {}", model.name)
+            }
+            _ => {}
+        }
+        table.filters()?;
+        let images = table.count()?;
+        any_failed |= summary.failed > 0;
+        let line = IndexLine {
+            model: model.name.clone(),
+            db: db_dir.display().to_string(),
+            summary: summary.into(),
             images,
-            line.db
-        );
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        if args.json {
+            print_json(&line);
+        } else {
+            let s = &line.summary;
+            println!(
+                "{}: {} added, {} updated, {} moved, {} removed, {} unchanged, {} failed \
+                 ({} embedded) in {:.1} s; {} images in {}",
+                line.model,
+                s.added,
+                s.updated,
+                s.moved,
+                s.removed,
+                s.unchanged,
+                s.failed,
+                s.embedded,
+                line.seconds,
+                images,
+                line.db
+            );
+        }
     }
-    Ok(if failed > 0 {
+    Ok(if any_failed {
         Outcome::SomeFailed
     } else {
         Outcome::Done

@@ -65,6 +65,7 @@ enum Command {
 pub struct ModelArgs {
     /// Model name or alias: clip, dinov2, clip-vit-b32, clip-vit-l14, dinov2-small,
     /// dinov2-base, dinov2-large, or phash (the weight-free perceptual-hash baseline).
+    /// `index` and `compare` also take `all`: every model whose weights are local, and phash.
     #[arg(long, short = 'm', default_value = "clip")]
     model: String,
     /// Load the model from this directory (Hugging Face layout: config.json,
@@ -82,6 +83,21 @@ impl ModelArgs {
             Some(dir) => WeightsSource::Dir(dir.clone()),
             None => imgsim::models::source_for(&self.model)?,
         })
+    }
+
+    /// The model, or with `--model all` every registry model whose weights are local, plus
+    /// the weight-free `phash`.
+    fn sources_or_all(&self) -> anyhow::Result<Vec<WeightsSource>> {
+        if self.model_dir.is_none() && self.model.eq_ignore_ascii_case("all") {
+            let mut all: Vec<WeightsSource> = imgsim::models::registry()
+                .iter()
+                .filter(|spec| imgsim::weights::cached(spec).is_ok())
+                .map(WeightsSource::Hub)
+                .collect();
+            all.push(WeightsSource::Phash);
+            return Ok(all);
+        }
+        Ok(vec![self.source()?])
     }
 
     /// Loads the model on the chosen device, ready to embed.

@@ -339,3 +339,19 @@ fn where_narrows_results_and_tags_are_searchable_at_once() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--where"), "{}", stderr(&out));
 }
+
+#[test]
+fn index_model_all_covers_every_local_model_and_phash() {
+    let ix = Index::new();
+    let photos = ix.photos.display().to_string();
+    let db = ix.db();
+    // The tests' Hugging Face cache is empty: `all` is phash alone.
+    let out = imgsim_in(
+        &["index", &photos, "--db", &db, "--model", "all", "--json"],
+        ix.dir.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<IndexLine> = parse_lines(&stdout(&out));
+    assert_eq!(lines.len(), 1);
+    assert_eq!((lines[0].model.as_str(), lines[0].added), ("phash", 8));
+}
