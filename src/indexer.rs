@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
@@ -27,7 +27,7 @@ use crate::store::{FileState, ModelTable, Row};
 /// Rows written per commit.
 pub const WRITE_BATCH: usize = 512;
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct IndexSummary {
     /// New files (embedded, or copies of content already known).
     pub added: usize,

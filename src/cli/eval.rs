@@ -296,6 +296,39 @@ fn for_each_model(
     Ok(failed)
 }
 
+/// What [`run_models`] gives back.
+struct ModelRuns<R> {
+    /// By model name, in the order the models ran.
+    results: Vec<(String, R)>,
+    failed_models: usize,
+    failed_files: usize,
+}
+
+/// Runs one benchmark with every model, writing each model's predictions under `out`.
+fn run_models<R>(
+    args: &EvalModelArgs,
+    out: &Path,
+    mut run: impl FnMut(&Embedder, &mut EmbeddingCache, &mut Bar) -> anyhow::Result<R>,
+    predictions_of: fn(&R) -> &[metrics::Prediction],
+) -> anyhow::Result<ModelRuns<R>> {
+    let mut bar = Bar::new(args.json);
+    let mut results = Vec::new();
+    let failed_models = for_each_model(args, |embedder, cache| {
+        let name = embedder.model().name.clone();
+        bar.prefix = format!("{name}: ");
+        let result = run(embedder, cache, &mut bar)?;
+        let file = out.join(format!("predictions-{}.csv", file_label(&name)));
+        metrics::write_predictions(&file, predictions_of(&result))?;
+        results.push((name, result));
+        Ok(())
+    })?;
+    Ok(ModelRuns {
+        results,
+        failed_models,
+        failed_files: bar.failed_files,
+    })
+}
+
 fn cache_dir(args: &EvalModelArgs) -> anyhow::Result<PathBuf> {
     if let Some(dir) = &args.cache {
         return Ok(dir.clone());
@@ -346,19 +379,16 @@ fn copy_detection(
     args: &EvalModelArgs,
     out: PathBuf,
 ) -> anyhow::Result<CopyDetectionRun> {
-    let mut bar = Bar::new(args.json);
-    let mut results = Vec::new();
-    let failed_models = for_each_model(args, |embedder, cache| {
-        let name = embedder.model().name.clone();
-        bar.prefix = format!("{name}: ");
-        let result = disc21::run(&selection, embedder, cache, args.k, &mut bar)?;
-        let file = out.join(format!("predictions-{}.csv", file_label(&name)));
-        metrics::write_predictions(&file, &result.predictions)?;
-        results.push((name, result));
-        Ok(())
-    })?;
-    let failed_files = bar.failed_files;
-    drop(bar);
+    let ModelRuns {
+        results,
+        failed_models,
+        failed_files,
+    } = run_models(
+        args,
+        &out,
+        |embedder, cache, bar| Ok(disc21::run(&selection, embedder, cache, args.k, bar)?),
+        |r| &r.predictions,
+    )?;
     if !results.is_empty() {
         Chart {
             title: &format!("{benchmark}: precision-recall (micro, all predictions pooled)"),
@@ -564,19 +594,16 @@ fn run_coco(args: CocoArgs) -> anyhow::Result<Outcome> {
     let set = coco::CocoSet::load(&args.root, &args.split)?;
     let m = &args.models;
     let out = out_dir(m, "coco")?;
-    let mut bar = Bar::new(m.json);
-    let mut results: Vec<(String, coco::Retrieval)> = Vec::new();
-    let failed_models = for_each_model(m, |embedder, cache| {
-        let name = embedder.model().name.clone();
-        bar.prefix = format!("{name}: ");
-        let result = coco::run(&set, embedder, cache, m.k, &mut bar)?;
-        let file = out.join(format!("predictions-{}.csv", file_label(&name)));
-        metrics::write_predictions(&file, &result.predictions)?;
-        results.push((name, result));
-        Ok(())
-    })?;
-    let failed_files = bar.failed_files;
-    drop(bar);
+    let ModelRuns {
+        results,
+        failed_models,
+        failed_files,
+    } = run_models(
+        m,
+        &out,
+        |embedder, cache, bar| Ok(coco::run(&set, embedder, cache, m.k, bar)?),
+        |r| &r.predictions,
+    )?;
     if !results.is_empty() {
         Chart {
             title: "COCO: precision at each rank (relevant = a shared category)",

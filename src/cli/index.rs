@@ -84,34 +84,9 @@ pub struct IndexLine {
     pub model: String,
     pub db: String,
     #[serde(flatten)]
-    pub summary: IndexSummaryLine,
+    pub summary: IndexSummary,
     pub images: usize,
     pub seconds: f64,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct IndexSummaryLine {
-    pub added: usize,
-    pub updated: usize,
-    pub moved: usize,
-    pub removed: usize,
-    pub unchanged: usize,
-    pub failed: usize,
-    pub embedded: usize,
-}
-
-impl From<IndexSummary> for IndexSummaryLine {
-    fn from(s: IndexSummary) -> Self {
-        Self {
-            added: s.added,
-            updated: s.updated,
-            moved: s.moved,
-            removed: s.removed,
-            unchanged: s.unchanged,
-            failed: s.failed,
-            embedded: s.embedded,
-        }
-    }
 }
 
 /// `imgsim similar --json` lines.
@@ -219,7 +194,7 @@ pub fn run_index(args: IndexArgs) -> anyhow::Result<Outcome> {
         let line = IndexLine {
             model: model.name.clone(),
             db: db_dir.display().to_string(),
-            summary: summary.into(),
+            summary,
             images,
             seconds: started.elapsed().as_secs_f64(),
         };
