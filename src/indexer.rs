@@ -156,23 +156,14 @@ pub fn index(
     let mut pending: Vec<Row> = Vec::new();
     for (f, hash, old) in &moves {
         let from = stored.get(hash).ok_or_else(|| missing_row(table, old))?;
-        pending.push(Row {
-            path: path_string(&f.path),
-            size: f.size,
-            mtime_ns: f.mtime_ns,
-            indexed_at: now,
-            ..from.clone()
-        });
+        pending.push(row_for(f, from.clone(), now));
     }
     for (f, hash) in &copies {
         let from = stored.get(hash).ok_or_else(|| missing_row(table, hash))?;
+        // A copy is another file: it does not inherit the original's tags.
         pending.push(Row {
-            path: path_string(&f.path),
-            size: f.size,
-            mtime_ns: f.mtime_ns,
-            indexed_at: now,
             tags: Vec::new(),
-            ..from.clone()
+            ..row_for(f, from.clone(), now)
         });
     }
     flush_if_full(table, &mut pending, 0)?;
@@ -200,12 +191,7 @@ pub fn index(
                     vector,
                 };
                 for copy in later_copies.get(hash).into_iter().flatten() {
-                    pending.push(Row {
-                        path: path_string(&copy.path),
-                        size: copy.size,
-                        mtime_ns: copy.mtime_ns,
-                        ..row.clone()
-                    });
+                    pending.push(row_for(copy, row.clone(), now));
                 }
                 pending.push(row);
                 if write_error.is_none() {
@@ -237,6 +223,17 @@ pub fn index(
     summary.removed = removed.len() - moved_from.len();
     table.delete(&removed)?;
     Ok(summary)
+}
+
+/// `content`'s row (hash, size in pixels, vector, tags) for the file `f`.
+fn row_for(f: &Found, content: Row, now: i64) -> Row {
+    Row {
+        path: path_string(&f.path),
+        size: f.size,
+        mtime_ns: f.mtime_ns,
+        indexed_at: now,
+        ..content
+    }
 }
 
 fn flush_if_full(table: &ModelTable<'_>, pending: &mut Vec<Row>, at_least: usize) -> Result<()> {

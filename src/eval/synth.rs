@@ -474,6 +474,22 @@ fn shrink(image: RgbImage) -> RgbImage {
     imageops::resize(&image, nw, nh, FilterType::Triangle)
 }
 
+/// Draws `text` at `size` pixels in a random colour, starting in the left three quarters of
+/// the image and above row `bottom`.
+fn stamp(
+    image: &mut RgbImage,
+    font: &FontRef<'static>,
+    text: &str,
+    size: f64,
+    bottom: u32,
+    rng: &mut ChaCha8Rng,
+) {
+    let x = rng.random_range(0..image.width().max(2) * 3 / 4) as i32;
+    let y = rng.random_range(0..bottom) as i32;
+    let color = random_color(rng);
+    imageproc::drawing::draw_text_mut(image, color, x, y, PxScale::from(size as f32), font, text);
+}
+
 fn random_color(rng: &mut ChaCha8Rng) -> Rgb<u8> {
     Rgb([rng.random(), rng.random(), rng.random()])
 }
@@ -592,17 +608,8 @@ fn apply(
             for _ in 0..rng.random_range(1..=3) {
                 let size = f64::from(h) * rng.random_range(0.06..0.2);
                 let text = *WORDS.choose(rng).expect("not empty");
-                let x = rng.random_range(0..w.max(2) * 3 / 4) as i32;
-                let y = rng.random_range(0..h.max(2) * 4 / 5) as i32;
-                imageproc::drawing::draw_text_mut(
-                    &mut out,
-                    random_color(rng),
-                    x,
-                    y,
-                    PxScale::from(size as f32),
-                    &fonts.text,
-                    text,
-                );
+                let bottom = h.max(2) * 4 / 5;
+                stamp(&mut out, &fonts.text, text, size, bottom, rng);
             }
             out
         }
@@ -610,17 +617,8 @@ fn apply(
             let mut out = image;
             let size = f64::from(h.min(w)) * rng.random_range(0.2..0.5);
             let emoji = *EMOJI.choose(rng).expect("not empty");
-            let x = rng.random_range(0..w.max(2) * 3 / 4) as i32;
-            let y = rng.random_range(0..h.max(2) * 3 / 4) as i32;
-            imageproc::drawing::draw_text_mut(
-                &mut out,
-                random_color(rng),
-                x,
-                y,
-                PxScale::from(size as f32),
-                &fonts.emoji,
-                emoji,
-            );
+            let bottom = h.max(2) * 3 / 4;
+            stamp(&mut out, &fonts.emoji, emoji, size, bottom, rng);
             out
         }
         Edit::Shapes => {
