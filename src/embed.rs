@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use candle_core::{Device, Tensor};
 use image::RgbImage;
@@ -79,6 +79,17 @@ impl Embedder {
     pub fn embed_files(
         &self,
         paths: &[PathBuf],
+        on_result: impl FnMut(usize, Result<Vec<f32>>),
+    ) -> Result<()> {
+        self.embed_files_until(paths, &AtomicBool::new(false), on_result)
+    }
+
+    /// [`Self::embed_files`], ending early once `stop` is set: files not yet embedded then get
+    /// no callback (the daemon stops within one forward pass of a signal).
+    pub fn embed_files_until(
+        &self,
+        paths: &[PathBuf],
+        stop: &AtomicBool,
         mut on_result: impl FnMut(usize, Result<Vec<f32>>),
     ) -> Result<()> {
         let next_path = AtomicUsize::new(0);
@@ -88,6 +99,9 @@ impl Embedder {
                 let tx = tx.clone();
                 let next_path = &next_path;
                 scope.spawn(move || loop {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
                     let i = next_path.fetch_add(1, Ordering::Relaxed);
                     let Some(path) = paths.get(i) else { break };
                     if tx.send((i, self.prepare_file(path))).is_err() {
@@ -123,6 +137,9 @@ impl Embedder {
                 Ok(())
             };
             for (i, prepared) in rx.iter() {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
                 arrived.insert(i, prepared);
                 while let Some(prepared) = arrived.remove(&next_in_order) {
                     next_in_order += 1;

@@ -10,10 +10,15 @@
 //!
 //! Writes go in batches (never one commit per file); new and moved rows are written before
 //! gone rows are deleted, so a crash can leave an extra row (removed by the next run) but
-//! never lose one.
+//! never lose one. Rows are upserted by path, so a path never gets two rows; should a table
+//! hold some anyway (written by another tool), the next pass keeps one.
+//!
+//! The same pass serves `imgsim index` (everything under the roots) and the watch daemon
+//! (only the paths that file-system events named, see [`Scope`]).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -21,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-use crate::scan::{walk_library, Found};
+use crate::scan::{walk_library, walk_paths, Found};
 use crate::store::{FileState, ModelTable, Row};
 
 /// Rows written per commit.
@@ -41,6 +46,40 @@ pub struct IndexSummary {
     pub failed: usize,
     /// Of the added and updated files, how many went through the model.
     pub embedded: usize,
+    /// Files left for a later pass (still being written).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deferred: usize,
+    /// The pass was stopped before the end (a signal); the next one completes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// What one pass compares with the disk.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// Everything under the roots (`imgsim index`, the daemon's reconcile).
+    Roots,
+    /// Only these paths under the roots, and what is under those that are folders (what
+    /// file-system events named). Rows at or under them whose file is gone are removed.
+    Paths(&'a [PathBuf]),
+}
+
+/// One pass: where to look and what to leave alone.
+pub struct Pass<'a> {
+    /// Canonical paths of the folders being indexed (only those present: rows under a root
+    /// that is not listed are never touched).
+    pub roots: &'a [PathBuf],
+    pub exclude: &'a globset::GlobSet,
+    pub scope: Scope<'a>,
+    /// Files found but left for a later pass (still being written): neither read nor removed.
+    pub defer: &'a dyn Fn(&Found) -> bool,
+    /// Set to end the pass early (a signal): rows embedded so far are written, nothing is
+    /// removed, and the next pass finishes the work.
+    pub stop: &'a AtomicBool,
 }
 
 /// Indexes the image files under `roots` (canonical paths) into `table`.
@@ -51,16 +90,46 @@ pub fn index(
     exclude: &globset::GlobSet,
     progress: &mut dyn Progress,
 ) -> Result<IndexSummary> {
+    let pass = Pass {
+        roots,
+        exclude,
+        scope: Scope::Roots,
+        defer: &|_| false,
+        stop: &AtomicBool::new(false),
+    };
+    sync(table, embedder, &pass, progress)
+}
+
+/// Makes the rows of `table` in the pass's scope equal to the files on disk.
+pub fn sync(
+    table: &ModelTable<'_>,
+    embedder: &Embedder,
+    pass: &Pass<'_>,
+    progress: &mut dyn Progress,
+) -> Result<IndexSummary> {
+    let roots = pass.roots;
     let mut summary = IndexSummary::default();
     progress.start("scanning", 0);
-    let (found, walk_errors) = walk_library(roots, exclude);
+    let (found, walk_errors) = match pass.scope {
+        Scope::Roots => walk_library(roots, pass.exclude),
+        Scope::Paths(paths) => walk_paths(roots, paths, pass.exclude),
+    };
+    let scope: &[PathBuf] = match pass.scope {
+        Scope::Roots => roots,
+        Scope::Paths(paths) => paths,
+    };
     for e in &walk_errors {
         progress.file_failed(e);
     }
     summary.failed += walk_errors.len();
     let existing = table.files()?;
+    if table.count()? > existing.len() {
+        table.repair_duplicates()?;
+    }
 
     let found_paths: HashSet<String> = found.iter().map(|f| path_string(&f.path)).collect();
+    let (deferred, found): (Vec<Found>, Vec<Found>) = found.into_iter().partition(pass.defer);
+    summary.deferred = deferred.len();
     // A folder that could not be read is not a folder whose files are gone.
     let unreadable: Vec<&Path> = walk_errors
         .iter()
@@ -75,6 +144,7 @@ pub fn index(
             let path = Path::new(path.as_str());
             !found_paths.contains(path.to_string_lossy().as_ref())
                 && roots.iter().any(|r| path.starts_with(r))
+                && scope.iter().any(|s| path.starts_with(s))
                 && !unreadable.iter().any(|u| path.starts_with(u))
         })
         .collect();
@@ -172,7 +242,9 @@ pub fn index(
     progress.start("embedding", to_embed.len());
     let paths: Vec<PathBuf> = to_embed.iter().map(|(f, _)| f.path.clone()).collect();
     let mut write_error = None;
-    embedder.embed_files(&paths, |i, result| {
+    let mut settled = 0;
+    embedder.embed_files_until(&paths, pass.stop, |i, result| {
+        settled += 1;
         progress.advance(1);
         let (f, hash) = &to_embed[i];
         match result {
@@ -217,6 +289,18 @@ pub fn index(
         return Err(e);
     }
     flush_if_full(table, &mut pending, 0)?;
+    if settled < to_embed.len() {
+        // Stopped: what was not embedded is neither added nor updated; the next pass will.
+        summary.stopped = true;
+        for (f, hash) in &to_embed[settled..] {
+            if existing.contains_key(&path_string(&f.path)) {
+                summary.updated -= 1;
+            } else {
+                summary.added -= 1 + later_copies.get(hash).map_or(0, Vec::len);
+            }
+        }
+        return Ok(summary);
+    }
 
     // Last: rows whose file is gone (moved ones were re-linked above).
     let removed: Vec<&str> = gone.iter().map(|(p, _)| p.as_str()).collect();

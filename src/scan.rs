@@ -75,11 +75,7 @@ pub fn walk_library(roots: &[PathBuf], exclude: &globset::GlobSet) -> (Vec<Found
     let mut errors = Vec::new();
     for root in roots {
         let walk = walkdir::WalkDir::new(root).into_iter().filter_entry(|e| {
-            let name = e.file_name().to_string_lossy();
-            e.depth() == 0
-                || !(name.starts_with('.')
-                    || (e.file_type().is_dir() && JUNK_DIRS.contains(&name.as_ref()))
-                    || exclude.is_match(e.path()))
+            e.depth() == 0 || !is_skipped(e.path(), e.file_type().is_dir(), exclude)
         });
         for entry in walk {
             let entry = match entry {
@@ -110,6 +106,73 @@ pub fn walk_library(roots: &[PathBuf], exclude: &globset::GlobSet) -> (Vec<Found
     }
     found.sort_by(|a, b| a.path.cmp(&b.path));
     found.dedup_by(|a, b| a.path == b.path); // overlapping roots
+    (found, errors)
+}
+
+/// Whether the walk leaves this entry out: hidden (`.name`, which also covers `._*` and
+/// editors' `.~lock` files), a junk folder, or a match of `exclude`.
+fn is_skipped(path: &Path, is_dir: bool, exclude: &globset::GlobSet) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    name.starts_with('.')
+        || (is_dir && JUNK_DIRS.contains(&name.as_ref()))
+        || exclude.is_match(path)
+}
+
+/// Like [`walk_library`], for some paths under the roots only (what file-system events
+/// named): a folder is walked, a file is taken if it is an image the full walk would take, and
+/// a path that no longer exists yields nothing. Paths outside every root, or inside a folder
+/// the walk skips, yield nothing either.
+pub fn walk_paths(
+    roots: &[PathBuf],
+    paths: &[PathBuf],
+    exclude: &globset::GlobSet,
+) -> (Vec<Found>, Vec<Error>) {
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        let Some(root) = roots.iter().find(|r| path.starts_with(r)) else {
+            continue;
+        };
+        // Every folder between the root and the path, and the path itself, must be walkable.
+        let hidden = path
+            .ancestors()
+            .take_while(|a| *a != root.as_path())
+            .enumerate()
+            .any(|(i, a)| is_skipped(a, i > 0, exclude));
+        if hidden {
+            continue;
+        }
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                errors.push(Error::Io {
+                    path: path.clone(),
+                    source,
+                });
+                continue;
+            }
+        };
+        if meta.is_dir() {
+            if is_skipped(path, true, exclude) && path != root {
+                continue;
+            }
+            let (mut f, mut e) = walk_library(std::slice::from_ref(path), exclude);
+            found.append(&mut f);
+            errors.append(&mut e);
+        } else if meta.is_file() && has_image_extension(path) {
+            found.push(Found {
+                path: path.clone(),
+                size: meta.len(),
+                mtime_ns: mtime_ns(&meta),
+            });
+        }
+    }
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    found.dedup_by(|a, b| a.path == b.path);
     (found, errors)
 }
 
@@ -187,5 +250,38 @@ mod tests {
             .collect();
         assert_eq!(names, [PathBuf::from("a.JPG"), PathBuf::from("sub/b.webp")]);
         assert_eq!(found[0].size, 2);
+    }
+
+    #[test]
+    fn the_scoped_walk_takes_what_the_full_walk_would_under_those_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("photos");
+        for file in [
+            "a.jpg",
+            "new/b.png",
+            "new/.c.jpg",
+            ".hidden/d.jpg",
+            "x.part",
+        ] {
+            let path = root.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"xy").unwrap();
+        }
+        let paths = [
+            root.join("a.jpg"),
+            root.join("new"),
+            root.join(".hidden/d.jpg"),
+            root.join("x.part"),
+            root.join("gone.jpg"),
+            dir.path().join("outside.jpg"),
+        ];
+        let none = globset::GlobSet::empty();
+        let (found, errors) = walk_paths(std::slice::from_ref(&root), &paths, &none);
+        assert!(errors.is_empty(), "{errors:?}");
+        let names: Vec<PathBuf> = found
+            .iter()
+            .map(|f| f.path.strip_prefix(&root).unwrap().to_path_buf())
+            .collect();
+        assert_eq!(names, [PathBuf::from("a.jpg"), PathBuf::from("new/b.png")]);
     }
 }

@@ -298,6 +298,50 @@ impl ModelTable<'_> {
         Ok(files)
     }
 
+    /// The path of every row, in table order; a path held by two rows appears twice.
+    pub fn paths(&self) -> Result<Vec<String>> {
+        let batches = self.collect(self.table.query().select(Select::columns(&["path"])))?;
+        Ok(batches
+            .iter()
+            .flat_map(|b| {
+                let paths = strings(b, "path");
+                (0..b.num_rows())
+                    .map(|i| paths.value(i).to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect())
+    }
+
+    /// Leaves one row per path where some path has several (imgsim's own writes upsert by
+    /// path and never make them; this repairs a table written otherwise). Returns how many
+    /// rows were removed.
+    pub fn repair_duplicates(&self) -> Result<usize> {
+        let mut seen = std::collections::HashSet::new();
+        let mut twice: Vec<String> = Vec::new();
+        for path in self.paths()? {
+            if !seen.insert(path.clone()) && !twice.contains(&path) {
+                twice.push(path);
+            }
+        }
+        let mut removed = 0;
+        for chunk in twice.chunks(500) {
+            let list: Vec<String> = chunk.iter().map(|p| sql_quote(p)).collect();
+            let rows = self.rows_where(&format!("path IN ({})", list.join(", ")))?;
+            let mut keep: HashMap<&str, &Row> = HashMap::new();
+            for row in &rows {
+                keep.entry(row.path.as_str()).or_insert(row);
+            }
+            removed += rows.len() - keep.len();
+            let keep: Vec<Row> = keep.into_values().cloned().collect();
+            let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            // Delete, then write one back: a crash in between loses the row, which the
+            // next pass finds missing and adds again (never a duplicate).
+            self.delete(&refs)?;
+            self.append(&keep)?;
+        }
+        Ok(removed)
+    }
+
     /// The rows whose path satisfies `filter` (an SQL predicate), vectors included.
     pub fn rows_where(&self, filter: &str) -> Result<Vec<Row>> {
         let batches = self.collect(self.table.query().only_if(filter))?;

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use imgsim::indexer::{self, IndexSummary};
+use imgsim::search::Query;
 use imgsim::store::Store;
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +19,7 @@ pub struct DbArgs {
 }
 
 impl DbArgs {
-    fn dir(&self) -> anyhow::Result<PathBuf> {
+    pub(super) fn dir(&self) -> anyhow::Result<PathBuf> {
         self.db
             .clone()
             .or_else(Store::default_dir)
@@ -68,12 +69,17 @@ pub struct SimilarArgs {
     /// One JSON line per hit, then a summary line.
     #[arg(long)]
     json: bool,
+    /// Work on the database directly even when a watch daemon could answer (with its
+    /// models already loaded).
+    #[arg(long)]
+    no_daemon: bool,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
     #[command(flatten)]
     db: DbArgs,
+    /// One JSON line per model, and one for the daemon.
     #[arg(long)]
     json: bool,
 }
@@ -155,13 +161,7 @@ pub fn run_index(args: IndexArgs) -> anyhow::Result<Outcome> {
         anyhow::ensure!(root.is_dir(), "{}: not a folder", dir.display());
         roots.push(root);
     }
-    let mut globs = globset::GlobSetBuilder::new();
-    for pattern in &args.exclude {
-        globs.add(
-            globset::Glob::new(pattern).map_err(|e| anyhow::anyhow!("--exclude {pattern}: {e}"))?,
-        );
-    }
-    let exclude = globs.build()?;
+    let exclude = exclude_globs(&args.exclude)?;
     let sources = args.model.sources_or_all()?;
     let device = imgsim::device::select(args.model.device)?;
     let db_dir = args.db.dir()?;
@@ -228,6 +228,14 @@ pub fn run_index(args: IndexArgs) -> anyhow::Result<Outcome> {
 
 pub fn run_similar(args: SimilarArgs) -> anyhow::Result<Outcome> {
     let db_dir = args.db.dir()?;
+    let canonical = std::fs::canonicalize(&args.query)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.query.display()))?;
+    let query_path = indexer::path_string(&canonical);
+    if !args.no_daemon {
+        if let Some(outcome) = similar_by_daemon(&args, &db_dir, &canonical, &query_path)? {
+            return Ok(outcome);
+        }
+    }
     let store = Store::open(&db_dir, false)?;
     let embedder = args.model.embedder(None)?;
     let model = embedder.model();
@@ -240,65 +248,135 @@ pub fn run_similar(args: SimilarArgs) -> anyhow::Result<Outcome> {
             model.name
         );
     };
-    let indexed = table.count()?;
-    if indexed == 0 {
-        eprintln!(
-            "imgsim: the {} index in {} is empty",
-            model.name,
-            db_dir.display()
-        );
-        return Ok(Outcome::NothingFound);
-    }
-    let canonical = std::fs::canonicalize(&args.query)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.query.display()))?;
-    let query_path = indexer::path_string(&canonical);
-    let stored = table.row(&query_path)?;
-    let query_indexed = stored.is_some();
-    let vector = match stored {
-        Some(row) => row.vector,
-        None => embed_query(&embedder, &canonical)?,
+    let query = Query {
+        path: &query_path,
+        k: args.k,
+        filter: args.filter.as_deref(),
+        min_score: args.min_score,
     };
-    let mut hits = match &args.filter {
-        None => table.nearest(&vector, args.k, Some(&query_path))?,
-        Some(filter) => {
-            let allowed = table.filters()?.matching_paths(filter)?;
-            table.nearest_among(&vector, args.k, Some(&query_path), &allowed)?
+    let results =
+        imgsim::search::similar(&table, &query, || embed_query(&embedder, &canonical), None)?;
+    let hits: Vec<(String, f32)> = results
+        .hits
+        .into_iter()
+        .map(|h| (h.path, h.score))
+        .collect();
+    Ok(print_hits(
+        &args,
+        &db_dir,
+        &model.name,
+        &query_path,
+        &hits,
+        results.indexed,
+        results.query_indexed,
+    ))
+}
+
+/// The daemon's answer, if a daemon runs on this database and holds the model. The query's
+/// bytes are read here and sent: the daemon never opens a file for a client.
+#[cfg(unix)]
+fn similar_by_daemon(
+    args: &SimilarArgs,
+    db_dir: &Path,
+    canonical: &Path,
+    query_path: &str,
+) -> anyhow::Result<Option<Outcome>> {
+    use imgsim::daemon::{Request, Response, SimilarRequest};
+    let image =
+        std::fs::read(canonical).map_err(|e| anyhow::anyhow!("{}: {e}", canonical.display()))?;
+    let model_dir = match &args.model.model_dir {
+        Some(dir) => Some(
+            std::fs::canonicalize(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?,
+        ),
+        None => None,
+    };
+    let request = Request::Similar(SimilarRequest {
+        model: args.model.model.clone(),
+        model_dir,
+        query_path: query_path.to_string(),
+        k: args.k,
+        filter: args.filter.clone(),
+        min_score: args.min_score,
+        image_bytes: image.len() as u64,
+    });
+    match imgsim::daemon::ask(db_dir, &request, &image)? {
+        None | Some(Response::NotLoaded { .. }) => Ok(None),
+        Some(Response::Hits {
+            model,
+            hits,
+            indexed,
+            query_indexed,
+        }) => {
+            let hits: Vec<(String, f32)> = hits.into_iter().map(|h| (h.path, h.score)).collect();
+            Ok(Some(print_hits(
+                args,
+                db_dir,
+                &model,
+                query_path,
+                &hits,
+                indexed,
+                query_indexed,
+            )))
         }
-    };
-    if let Some(min) = args.min_score {
-        hits.retain(|h| h.score >= min);
+        Some(Response::Error { message }) => anyhow::bail!("{message}"),
+        Some(other) => anyhow::bail!("unexpected answer from the daemon: {other:?}"),
     }
-    for (i, hit) in hits.iter().enumerate() {
+}
+
+#[cfg(not(unix))]
+fn similar_by_daemon(
+    _: &SimilarArgs,
+    _: &Path,
+    _: &Path,
+    _: &str,
+) -> anyhow::Result<Option<Outcome>> {
+    Ok(None)
+}
+
+fn print_hits(
+    args: &SimilarArgs,
+    db_dir: &Path,
+    model: &str,
+    query_path: &str,
+    hits: &[(String, f32)],
+    indexed: usize,
+    query_indexed: bool,
+) -> Outcome {
+    if indexed == 0 {
+        eprintln!("imgsim: the {model} index in {} is empty", db_dir.display());
+        return Outcome::NothingFound;
+    }
+    for (i, (path, score)) in hits.iter().enumerate() {
         if args.json {
             print_json(&SimilarLine::Hit {
                 rank: i + 1,
-                score: hit.score,
-                path: hit.path.clone(),
+                score: *score,
+                path: path.clone(),
             });
         } else {
-            println!("{:>3}  {:.4}  {}", i + 1, hit.score, hit.path);
+            println!("{:>3}  {:.4}  {}", i + 1, score, path);
         }
     }
     if args.json {
         print_json(&SimilarLine::Summary {
-            query: query_path,
-            model: model.name.clone(),
+            query: query_path.to_string(),
+            model: model.to_string(),
             hits: hits.len(),
             indexed,
             query_indexed,
         });
     }
-    Ok(if hits.is_empty() {
+    if hits.is_empty() {
         Outcome::NothingFound
     } else {
         Outcome::Done
-    })
+    }
 }
 
-fn embed_query(embedder: &imgsim::embed::Embedder, path: &Path) -> anyhow::Result<Vec<f32>> {
+fn embed_query(embedder: &imgsim::embed::Embedder, path: &Path) -> imgsim::Result<Vec<f32>> {
     let mut out = None;
     embedder.embed_files(&[path.to_path_buf()], |_, r| out = Some(r))?;
-    Ok(out.expect("one result per file")?)
+    out.expect("one result per file")
 }
 
 fn indexed_models(store: &Store) -> String {
@@ -334,10 +412,18 @@ pub fn run_status(args: StatusArgs) -> anyhow::Result<Outcome> {
             table: info.table,
         });
     }
+    let daemon = daemon_status(&db_dir);
     if args.json {
-        lines.iter().for_each(print_json);
+        for line in lines {
+            print_json(&StatusJson::Model(line));
+        }
+        print_json(&StatusJson::Daemon {
+            running: daemon.is_some(),
+            status: daemon,
+        });
     } else {
         println!("index: {}", db_dir.display());
+        print_daemon(daemon.as_ref());
         if lines.is_empty() {
             println!("no model indexed yet: run `imgsim index DIR`");
         }
@@ -357,6 +443,75 @@ pub fn run_status(args: StatusArgs) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Done)
+}
+
+/// `imgsim status --json` lines.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StatusJson {
+    Model(StatusLine),
+    Daemon {
+        running: bool,
+        #[serde(flatten)]
+        status: Option<imgsim::watch::DaemonStatus>,
+    },
+}
+
+/// The state of the watch daemon on this database, if one answers.
+#[cfg(unix)]
+fn daemon_status(db_dir: &Path) -> Option<imgsim::watch::DaemonStatus> {
+    match imgsim::daemon::ask(db_dir, &imgsim::daemon::Request::Status, &[]) {
+        Ok(Some(imgsim::daemon::Response::Status(status))) => Some(status),
+        _ => None,
+    }
+}
+
+#[cfg(not(unix))]
+fn daemon_status(_: &Path) -> Option<imgsim::watch::DaemonStatus> {
+    None
+}
+
+fn print_daemon(daemon: Option<&imgsim::watch::DaemonStatus>) {
+    let Some(d) = daemon else {
+        println!("daemon: not running (start one with `imgsim watch DIR`)");
+        return;
+    };
+    let ago = |at: i64| {
+        let seconds = (imgsim::watch::now_seconds() - at).max(0);
+        if seconds < 120 {
+            format!("{seconds} s ago")
+        } else if seconds < 7200 {
+            format!("{} min ago", seconds / 60)
+        } else {
+            format!("{} h ago", seconds / 3600)
+        }
+    };
+    println!(
+        "daemon: running (pid {}, since {}), {}, {}, {} queued, {} changes",
+        d.pid,
+        ago(d.started_at),
+        d.mode,
+        d.phase,
+        d.queue,
+        d.changes
+    );
+    for root in &d.roots {
+        let state = if root.present {
+            ""
+        } else {
+            "  (missing: rows kept)"
+        };
+        println!("  root: {}{state}", root.path);
+    }
+    println!("  models: {}", d.models.join(", "));
+    println!("  memory: {}", human_bytes(d.resident_bytes));
+    match &d.last_event {
+        Some(e) => println!("  last event: {} ({})", e.what, ago(e.at)),
+        None => println!("  last event: none yet"),
+    }
+    if let Some(e) = &d.last_error {
+        println!("  last error: {} ({})", e.what, ago(e.at));
+    }
 }
 
 /// Compacts every model's table and builds or refreshes its vector index.
@@ -416,7 +571,18 @@ fn human_bytes(bytes: u64) -> String {
     }
 }
 
-fn describe(dirs: &[PathBuf]) -> String {
+/// The `--exclude` patterns as one matcher.
+pub(super) fn exclude_globs(patterns: &[String]) -> anyhow::Result<globset::GlobSet> {
+    let mut globs = globset::GlobSetBuilder::new();
+    for pattern in patterns {
+        globs.add(
+            globset::Glob::new(pattern).map_err(|e| anyhow::anyhow!("--exclude {pattern}: {e}"))?,
+        );
+    }
+    Ok(globs.build()?)
+}
+
+pub(super) fn describe(dirs: &[PathBuf]) -> String {
     dirs.iter()
         .map(|d| d.display().to_string())
         .collect::<Vec<_>>()

@@ -7,6 +7,7 @@ mod embed;
 mod eval;
 mod index;
 mod models;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +36,8 @@ pub struct Args {
 enum Command {
     /// Index the images under folders (incremental: unchanged files are not read again).
     Index(index::IndexArgs),
+    /// Keep the index equal to folders as files come, change, move and go (a daemon).
+    Watch(watch::WatchArgs),
     /// The indexed images most like a picture.
     Similar(index::SimilarArgs),
     /// What the index holds, per model.
@@ -130,6 +133,7 @@ impl Outcome {
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     match args.command {
         Command::Index(a) => index::run_index(a),
+        Command::Watch(a) => watch::run(a),
         Command::Similar(a) => index::run_similar(a),
         Command::Status(a) => index::run_status(a),
         Command::Tag(c) => index::run_tag(c),

@@ -5,3 +5,4 @@ mod eval;
 mod index;
 mod parity;
 mod util;
+mod watch;

@@ -1,0 +1,177 @@
+//! `imgsim watch`: the daemon, as users run it. The library's `watch` does the work; this
+//! layer takes the locks, loads the models, opens the query socket, handles signals and prints
+//! what the daemon reports.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use imgsim::daemon::{ModelKey, Server};
+use imgsim::store::Store;
+use imgsim::watch::{now_seconds, DaemonStatus, Report, Shared, WatchConfig};
+
+use super::index::{describe, exclude_globs, DbArgs};
+use super::{print_json, ModelArgs, Outcome};
+
+#[derive(clap::Args, Debug)]
+pub struct WatchArgs {
+    /// Folders to watch (recursively). Links are not followed.
+    #[arg(required = true, value_name = "DIR")]
+    dirs: Vec<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    db: DbArgs,
+    /// Skip paths matching this glob (repeatable), e.g. '**/Screenshots' or '*.gif'.
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+    /// Poll the folders every SECS seconds instead of following file-system events: for NFS
+    /// and SMB mounts, which send no events. Without it, imgsim falls back to polling by
+    /// itself when the system runs out of inotify watches.
+    #[arg(long, value_name = "SECS")]
+    poll: Option<f64>,
+    /// Seconds a file must stay unchanged before it is indexed, where the system does not
+    /// report that its writer closed it (polling, moved-in files).
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    settle: f64,
+    /// One JSON line per thing done on stdout (for logs and scripts).
+    #[arg(long)]
+    json: bool,
+}
+
+fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
+    anyhow::ensure!(
+        value.is_finite() && value > 0.0,
+        "{flag} {value}: give a number of seconds above 0"
+    );
+    Ok(Duration::from_secs_f64(value))
+}
+
+pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
+    let mut roots = Vec::new();
+    for dir in &args.dirs {
+        match std::fs::canonicalize(dir) {
+            Ok(root) => {
+                anyhow::ensure!(root.is_dir(), "{}: not a folder", dir.display());
+                roots.push(root);
+            }
+            // A root that is not there yet (an unmounted drive) is watched once it appears.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let root = std::path::absolute(dir)?;
+                eprintln!(
+                    "imgsim: {}: not there (yet); it is indexed once it appears",
+                    root.display()
+                );
+                roots.push(root);
+            }
+            Err(e) => anyhow::bail!("{}: {e}", dir.display()),
+        }
+    }
+    let mut config = WatchConfig::new(roots.clone(), exclude_globs(&args.exclude)?);
+    config.poll = args.poll.map(|p| seconds(p, "--poll")).transpose()?;
+    config.settle = seconds(args.settle, "--settle")?;
+
+    let db_dir = args.db.dir()?;
+    std::fs::create_dir_all(&db_dir).map_err(|e| anyhow::anyhow!("{}: {e}", db_dir.display()))?;
+    let _daemon_lock = imgsim::lock::WriterLock::acquire_daemon(
+        &db_dir,
+        &format!("imgsim watch {}", describe(&args.dirs)),
+    )?;
+
+    let device = imgsim::device::select(args.model.device)?;
+    let store = Store::open(&db_dir, true)?;
+    let mut models = Vec::new();
+    let mut keys = Vec::new();
+    for source in args.model.sources_or_all()? {
+        let model = imgsim::models::Model::load(&source, None, &device)?;
+        store.table_or_create(&model.name, &model.id, model.dim())?;
+        models.push(Arc::new(imgsim::embed::Embedder::new(
+            model,
+            device.clone(),
+        )));
+        keys.push(ModelKey::of(&source));
+    }
+    let status = DaemonStatus {
+        pid: std::process::id(),
+        started_at: now_seconds(),
+        models: models.iter().map(|m| m.model().name.clone()).collect(),
+        ..DaemonStatus::default()
+    };
+    let shared = Arc::new(Shared {
+        store,
+        models,
+        status: Mutex::new(status),
+        filters: Mutex::new(()),
+    });
+    match Server::bind(&db_dir) {
+        Ok(server) => {
+            server.spawn(shared.clone(), keys);
+        }
+        Err(e) => eprintln!("imgsim: no query socket (queries will load their own model): {e}"),
+    }
+
+    // SIGINT or SIGTERM: finish the pass (within a forward pass), commit, release. A second
+    // Ctrl-C ends at once (the index stays consistent: a crash is safe too).
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 1, stop.clone())?;
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+
+    let json = args.json;
+    let mut report = |r: Report| print_report(&r, json);
+    let result = imgsim::watch::Daemon::new(&shared, &config, &stop, &mut report)
+        .and_then(|daemon| daemon.run());
+    imgsim::daemon::remove_socket(&db_dir);
+    result?;
+    Ok(Outcome::Done)
+}
+
+fn print_report(report: &Report, json: bool) {
+    if json {
+        print_json(report);
+        return;
+    }
+    match report {
+        Report::Watching { roots, mode } => {
+            eprintln!("imgsim: watching {} ({mode})", roots.join(", "))
+        }
+        Report::Synced {
+            model,
+            trigger,
+            summary: s,
+            seconds,
+            ..
+        } => {
+            let changed = s.added + s.updated + s.moved + s.removed + s.failed;
+            if changed > 0 || trigger == "reconcile" {
+                eprintln!(
+                    "imgsim: {model}: {} added, {} updated, {} moved, {} removed, {} failed \
+                     ({} embedded{}) in {seconds:.1} s",
+                    s.added,
+                    s.updated,
+                    s.moved,
+                    s.removed,
+                    s.failed,
+                    s.embedded,
+                    if trigger == "reconcile" {
+                        format!(", {} unchanged", s.unchanged)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+        }
+        Report::FileFailed { error, .. } => eprintln!("imgsim: {error}"),
+        Report::Warning { message } => eprintln!("imgsim: warning: {message}"),
+        Report::RootMissing { root } => eprintln!(
+            "imgsim: {root} is gone (unmounted?); its images stay indexed until it is back"
+        ),
+        Report::RootBack { root } => eprintln!("imgsim: {root} is back; reconciling"),
+        Report::Compacted { model, seconds } => {
+            eprintln!("imgsim: {model}: compacted in {seconds:.1} s")
+        }
+        Report::Stopped => eprintln!("imgsim: stopped"),
+    }
+}

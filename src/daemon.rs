@@ -1,0 +1,298 @@
+//! The watch daemon's query server: a Unix socket (`daemon.sock`, mode 0600) in the database
+//! folder, so that `imgsim similar` and `imgsim status` use the daemon's loaded models instead
+//! of loading their own.
+//!
+//! One request per connection: a JSON line, then as many bytes of image as it announces; one
+//! JSON line back. The daemon never opens a file on a client's behalf: the client sends the
+//! query's bytes (it read the file itself) and its path, whose stored vector is used only if
+//! the path is indexed. Malformed or oversized requests get an error reply.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::models::WeightsSource;
+use crate::search::{self, Query};
+use crate::watch::{resident_bytes, DaemonStatus, Shared};
+
+pub const SOCKET: &str = "daemon.sock";
+const MAX_REQUEST_LINE: u64 = 64 * 1024;
+/// The largest query image accepted over the socket.
+pub const MAX_IMAGE_BYTES: u64 = 256 << 20;
+const MAX_CONNECTIONS: usize = 16;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    Status,
+    Similar(SimilarRequest),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SimilarRequest {
+    /// The model as the user named it (`clip`, `dinov2-small`, `phash`), unless `model_dir`.
+    pub model: String,
+    /// Canonical path of a `--model-dir`.
+    pub model_dir: Option<PathBuf>,
+    /// Canonical path of the query image.
+    pub query_path: String,
+    pub k: usize,
+    pub filter: Option<String>,
+    pub min_score: Option<f32>,
+    /// How many bytes of image follow the request line.
+    pub image_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    Status(DaemonStatus),
+    Hits {
+        model: String,
+        hits: Vec<WireHit>,
+        indexed: usize,
+        query_indexed: bool,
+    },
+    /// The daemon does not hold that model: the client works directly.
+    NotLoaded {
+        loaded: Vec<String>,
+    },
+    Error {
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WireHit {
+    pub path: String,
+    pub score: f32,
+}
+
+/// How the daemon recognises a model a client names.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelKey {
+    /// A registry model or `phash`, by its registry name.
+    Named(String),
+    /// A `--model-dir`, by its canonical path.
+    Dir(PathBuf),
+}
+
+impl ModelKey {
+    pub fn of(source: &WeightsSource) -> Self {
+        match source {
+            WeightsSource::Hub(spec) | WeightsSource::Random(spec) => {
+                ModelKey::Named(spec.name.clone())
+            }
+            WeightsSource::Phash => ModelKey::Named(crate::models::PHASH.to_string()),
+            WeightsSource::Dir(dir) => {
+                ModelKey::Dir(std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()))
+            }
+        }
+    }
+}
+
+fn socket_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+pub struct Server {
+    listener: UnixListener,
+}
+
+impl Server {
+    /// Binds `<db>/daemon.sock`, replacing a stale one (the caller holds the daemon lock, so
+    /// any socket there belongs to a daemon that is gone). The socket is made private (0600)
+    /// before it gets its public name.
+    pub fn bind(db_dir: &Path) -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = db_dir.join(SOCKET);
+        let temporary = db_dir.join(format!("{SOCKET}.{}", std::process::id()));
+        let _ = std::fs::remove_file(&temporary);
+        let listener = UnixListener::bind(&temporary).map_err(|e| socket_error(&temporary, e))?;
+        std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o600))
+            .and_then(|()| std::fs::rename(&temporary, &path))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&temporary);
+                socket_error(&path, e)
+            })?;
+        Ok(Self { listener })
+    }
+
+    /// Answers requests on a thread of its own, one thread per connection.
+    pub fn spawn(self, shared: Arc<Shared>, keys: Vec<ModelKey>) -> std::thread::JoinHandle<()> {
+        let keys = Arc::new(keys);
+        let busy = Arc::new(AtomicUsize::new(0));
+        std::thread::spawn(move || {
+            for stream in self.listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                if busy.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+                    let _ = reply(
+                        &mut stream,
+                        &Response::Error {
+                            message: "the daemon is busy; try again".into(),
+                        },
+                    );
+                    continue;
+                }
+                busy.fetch_add(1, Ordering::Relaxed);
+                let (shared, keys, busy) = (shared.clone(), keys.clone(), busy.clone());
+                std::thread::spawn(move || {
+                    let response = handle(&mut stream, &shared, &keys);
+                    let _ = reply(&mut stream, &response);
+                    busy.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+        })
+    }
+}
+
+/// Removes the socket (at the daemon's orderly end).
+pub fn remove_socket(db_dir: &Path) {
+    let _ = std::fs::remove_file(db_dir.join(SOCKET));
+}
+
+fn reply(stream: &mut UnixStream, response: &Response) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(response).expect("serialisable");
+    line.push(b'\n');
+    stream.write_all(&line)
+}
+
+fn handle(stream: &mut UnixStream, shared: &Shared, keys: &[ModelKey]) -> Response {
+    let error = |message: String| Response::Error { message };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
+    let Ok(clone) = stream.try_clone() else {
+        return error("socket error".into());
+    };
+    let mut reader = BufReader::new(clone).take(MAX_REQUEST_LINE);
+    let mut line = String::new();
+    match reader.read_line(&mut line) {
+        Ok(_) if line.ends_with('\n') => {}
+        Ok(_) => return error("request line missing or over 64 KiB".into()),
+        Err(e) => return error(format!("reading the request: {e}")),
+    }
+    let request: Request = match serde_json::from_str(&line) {
+        Ok(request) => request,
+        Err(e) => return error(format!("malformed request: {e}")),
+    };
+    match request {
+        Request::Status => {
+            let mut status = shared.status.lock().map(|s| s.clone()).unwrap_or_default();
+            status.resident_bytes = resident_bytes();
+            Response::Status(status)
+        }
+        Request::Similar(request) => {
+            if request.image_bytes > MAX_IMAGE_BYTES {
+                return error(format!(
+                    "query image of {} bytes is over the limit of {MAX_IMAGE_BYTES}",
+                    request.image_bytes
+                ));
+            }
+            let mut image = Vec::with_capacity(request.image_bytes as usize);
+            let mut rest = reader.into_inner().take(request.image_bytes);
+            if let Err(e) = rest.read_to_end(&mut image) {
+                return error(format!("reading the query image: {e}"));
+            }
+            if image.len() as u64 != request.image_bytes {
+                return error("the query image ended early".into());
+            }
+            similar(shared, keys, &request, &image).unwrap_or_else(|e| error(e.to_string()))
+        }
+    }
+}
+
+fn similar(
+    shared: &Shared,
+    keys: &[ModelKey],
+    request: &SimilarRequest,
+    image: &[u8],
+) -> Result<Response> {
+    let wanted = match &request.model_dir {
+        Some(dir) => ModelKey::Dir(dir.clone()),
+        None => ModelKey::of(&crate::models::source_for(&request.model)?),
+    };
+    let Some(i) = keys.iter().position(|k| *k == wanted) else {
+        let loaded = shared
+            .models
+            .iter()
+            .map(|m| m.model().name.clone())
+            .collect();
+        return Ok(Response::NotLoaded { loaded });
+    };
+    let embedder = &shared.models[i];
+    let model = embedder.model();
+    let Some(table) = shared.store.table(&model.id)? else {
+        return Ok(Response::Hits {
+            model: model.name.clone(),
+            hits: Vec::new(),
+            indexed: 0,
+            query_indexed: false,
+        });
+    };
+    let query = Query {
+        path: &request.query_path,
+        k: request.k,
+        filter: request.filter.as_deref(),
+        min_score: request.min_score,
+    };
+    let embed = || {
+        let decoded = crate::decode::decode_bytes_for(image, model.preprocess.shortest_edge)
+            .map_err(|source| Error::Decode {
+                path: PathBuf::from(&request.query_path),
+                source,
+            })?;
+        embedder.embed_image(&decoded)
+    };
+    let results = search::similar(&table, &query, embed, Some(&shared.filters))?;
+    Ok(Response::Hits {
+        model: model.name.clone(),
+        hits: results
+            .hits
+            .into_iter()
+            .map(|h| WireHit {
+                path: h.path,
+                score: h.score,
+            })
+            .collect(),
+        indexed: results.indexed,
+        query_indexed: results.query_indexed,
+    })
+}
+
+/// Asks the daemon of `db_dir`; `Ok(None)` when no daemon listens there.
+pub fn ask(db_dir: &Path, request: &Request, image: &[u8]) -> Result<Option<Response>> {
+    let path = db_dir.join(SOCKET);
+    let mut stream = match UnixStream::connect(&path) {
+        Ok(stream) => stream,
+        // No socket, or one left by a daemon that is gone.
+        Err(_) => return Ok(None),
+    };
+    let io = |e: std::io::Error| socket_error(&path, e);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .map_err(io)?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .map_err(io)?;
+    let mut line = serde_json::to_vec(request).expect("serialisable");
+    line.push(b'\n');
+    stream.write_all(&line).map_err(io)?;
+    stream.write_all(image).map_err(io)?;
+    let mut answer = String::new();
+    BufReader::new(stream)
+        .take(MAX_IMAGE_BYTES)
+        .read_line(&mut answer)
+        .map_err(io)?;
+    serde_json::from_str(&answer)
+        .map(Some)
+        .map_err(|e| socket_error(&path, format!("unreadable answer from the daemon: {e}")))
+}

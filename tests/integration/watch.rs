@@ -1,0 +1,491 @@
+//! `imgsim watch` on a temporary folder with the tiny DINOv2 test model: files that arrive
+//! (copied, written slowly, renamed from `.part`), renames, folder moves, deletions, a root
+//! that goes away and comes back, a second daemon, queries through the daemon, and crashes.
+//! Every wait has a time bound.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use image::imageops::{self, FilterType};
+use imgsim::store::Store;
+use imgsim::watch::Report;
+use rand::{Rng, SeedableRng};
+
+use crate::util::*;
+
+/// Small copies of coco128 photos (small keeps the debug build quick), outside the root.
+fn staging(dir: &Path, count: usize) -> Vec<PathBuf> {
+    let staging = dir.join("staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    let mut names: Vec<PathBuf> = std::fs::read_dir(coco())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .take(count)
+        .map(|source| {
+            let image = image::open(source).unwrap().to_rgb8();
+            let small = imageops::resize(&image, 128, 96, FilterType::Triangle);
+            let path = staging.join(source.file_name().unwrap());
+            small.save(&path).unwrap();
+            path
+        })
+        .collect()
+}
+
+struct Watched {
+    dir: tempfile::TempDir,
+    photos: PathBuf,
+    staged: Vec<PathBuf>,
+}
+
+struct Daemon {
+    child: Child,
+    stdout: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    /// What the daemon reported so far (`--json` lines, parsed back into typed reports).
+    fn reports(&self) -> Vec<Report> {
+        let text = std::fs::read_to_string(&self.stdout).unwrap_or_default();
+        // A line may be half-written when the daemon is killed.
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: sends a signal to our own child process.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// Sums of every `synced` report from `from` on: (added, moved, removed, embedded).
+    fn totals_since(&self, from: usize) -> (usize, usize, usize, usize) {
+        let mut t = (0, 0, 0, 0);
+        for r in self.reports().into_iter().skip(from) {
+            if let Report::Synced { summary: s, .. } = r {
+                t.0 += s.added;
+                t.1 += s.moved;
+                t.2 += s.removed;
+                t.3 += s.embedded;
+            }
+        }
+        t
+    }
+}
+
+impl Watched {
+    fn new(initial: usize, staged: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let photos = dir.path().join("Pictures");
+        std::fs::create_dir_all(&photos).unwrap();
+        let staged = staging(dir.path(), initial + staged);
+        for source in &staged[..initial] {
+            std::fs::copy(source, photos.join(source.file_name().unwrap())).unwrap();
+        }
+        Self {
+            photos,
+            staged: staged[initial..].to_vec(),
+            dir,
+        }
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("db")
+    }
+
+    fn start(&self) -> Daemon {
+        let n = std::fs::read_dir(self.dir.path()).unwrap().count();
+        let stdout = self.dir.path().join(format!("daemon-{n}.jsonl"));
+        let child = Command::new(env!("CARGO_BIN_EXE_imgsim"))
+            .args(["watch", "--json", "--settle", "0.5"])
+            .arg(&self.photos)
+            .arg("--db")
+            .arg(self.db())
+            .arg("--model-dir")
+            .arg(model_dir("tiny-dinov2"))
+            .env("HF_HUB_OFFLINE", "1")
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Daemon { child, stdout }
+    }
+
+    /// Starts a daemon and waits for its first reconcile to finish.
+    fn start_watching(&self) -> Daemon {
+        let daemon = self.start();
+        wait_for(
+            "the daemon to start watching",
+            Duration::from_secs(60),
+            || {
+                daemon
+                    .reports()
+                    .iter()
+                    .any(|r| matches!(r, Report::Watching { .. }))
+            },
+        );
+        daemon
+    }
+
+    /// Every row's path with its size, and how many rows each path has.
+    fn rows(&self) -> BTreeMap<String, (u64, usize)> {
+        let mut rows = BTreeMap::new();
+        let Ok(store) = Store::open(&self.db(), false) else {
+            return rows;
+        };
+        let Some(info) = store.tables().unwrap().into_iter().next() else {
+            return rows;
+        };
+        let table = store.table(&info.model_id).unwrap().unwrap();
+        let files = table.files().unwrap();
+        for path in table.paths().unwrap() {
+            let size = files[&path].size;
+            rows.entry(path).or_insert((size, 0)).1 += 1;
+        }
+        rows
+    }
+
+    fn vector(&self, path: &Path) -> Option<Vec<f32>> {
+        let store = Store::open(&self.db(), false).ok()?;
+        let info = store.tables().unwrap().into_iter().next()?;
+        let table = store.table(&info.model_id).unwrap()?;
+        let key = std::fs::canonicalize(path).ok()?;
+        table.row(&key.to_string_lossy()).unwrap().map(|r| r.vector)
+    }
+
+    /// The image files on disk, with their sizes, as rows should hold them.
+    fn on_disk(&self) -> BTreeMap<String, (u64, usize)> {
+        let root = std::fs::canonicalize(&self.photos).unwrap();
+        walkdir::WalkDir::new(&root)
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_file())
+            .filter(|e| imgsim::scan::has_image_extension(e.path()))
+            .map(|e| {
+                let size = e.metadata().unwrap().len();
+                (e.path().to_string_lossy().into_owned(), (size, 1))
+            })
+            .collect()
+    }
+
+    /// Waits until the database holds exactly the files on disk, once each.
+    fn wait_until_in_sync(&self, bound: Duration) {
+        let started = Instant::now();
+        loop {
+            let (rows, disk) = (self.rows(), self.on_disk());
+            if rows == disk {
+                return;
+            }
+            if started.elapsed() > bound {
+                panic!("not in sync after {bound:?}:\nrows: {rows:#?}\ndisk: {disk:#?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn wait_for(what: &str, bound: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < bound, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn tiny_embedding(path: &Path) -> Vec<f32> {
+    let model = imgsim::models::Model::load(
+        &imgsim::models::WeightsSource::Dir(model_dir("tiny-dinov2")),
+        None,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let embedder = imgsim::embed::Embedder::new(model, candle_core::Device::Cpu);
+    let mut out = None;
+    embedder
+        .embed_files(&[path.to_path_buf()], |_, r| out = Some(r.unwrap()))
+        .unwrap();
+    out.unwrap()
+}
+
+const BOUND: Duration = Duration::from_secs(20);
+
+#[test]
+fn watch_indexes_copied_slowly_written_and_renamed_part_files_once_each() {
+    let w = Watched::new(2, 3);
+    let daemon = w.start_watching();
+    w.wait_until_in_sync(BOUND);
+
+    // Copied in.
+    let first = &w.staged[0];
+    std::fs::copy(first, w.photos.join("copied.jpg")).unwrap();
+    w.wait_until_in_sync(BOUND);
+
+    // Written slowly over several seconds, held open: only the complete file is embedded.
+    std::thread::sleep(Duration::from_millis(500));
+    let before = daemon.reports().len();
+    let bytes = std::fs::read(&w.staged[1]).unwrap();
+    let slow = w.photos.join("slow.jpg");
+    let mut file = std::fs::File::create(&slow).unwrap();
+    // Pauses longer than the settle time: only the open file handle says it is not done.
+    for chunk in bytes.chunks(bytes.len().div_ceil(5)) {
+        file.write_all(chunk).unwrap();
+        file.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(1200));
+    }
+    drop(file);
+    w.wait_until_in_sync(BOUND);
+    std::thread::sleep(Duration::from_millis(500));
+    let (added, _, _, embedded) = daemon.totals_since(before);
+    assert_eq!((added, embedded), (1, 1), "embedded once, when complete");
+    // Not read half-written either (a truncated JPEG fails to decode, and is retried).
+    assert!(daemon.reports()[before..].iter().all(|r| match r {
+        Report::Synced { summary, .. } => summary.failed == 0,
+        Report::FileFailed { .. } => false,
+        _ => true,
+    }));
+    let stored = w.vector(&slow).expect("slow.jpg indexed");
+    assert!(cosine(&stored, &tiny_embedding(&slow)) > 0.99999);
+
+    // Downloaded as x.part, then renamed: the .part name never gets a row.
+    let part = w.photos.join("download.jpg.part");
+    std::fs::write(&part, std::fs::read(&w.staged[2]).unwrap()).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(w.rows().keys().all(|p| !p.ends_with(".part")));
+    std::fs::rename(&part, w.photos.join("download.jpg")).unwrap();
+    w.wait_until_in_sync(BOUND);
+    let stored = w.vector(&w.photos.join("download.jpg")).unwrap();
+    assert!(cosine(&stored, &tiny_embedding(&w.staged[2])) > 0.99999);
+}
+
+#[test]
+fn renames_and_folder_moves_keep_their_rows_and_deletions_disappear() {
+    let w = Watched::new(2, 3);
+    let album = w.photos.join("album");
+    std::fs::create_dir_all(&album).unwrap();
+    for source in &w.staged {
+        std::fs::copy(source, album.join(source.file_name().unwrap())).unwrap();
+    }
+    let daemon = w.start_watching();
+    w.wait_until_in_sync(BOUND);
+    let some = album.join(w.staged[0].file_name().unwrap());
+    let vector = w.vector(&some).unwrap();
+
+    let before = daemon.reports().len();
+    std::fs::rename(&some, w.photos.join("renamed.jpg")).unwrap();
+    w.wait_until_in_sync(BOUND);
+    assert_eq!(w.vector(&w.photos.join("renamed.jpg")).unwrap(), vector);
+
+    std::fs::rename(&album, w.photos.join("album-2024")).unwrap();
+    w.wait_until_in_sync(BOUND);
+    // Give late reports time to arrive, then: moves only, nothing embedded.
+    std::thread::sleep(Duration::from_millis(500));
+    let (added, moved, removed, embedded) = daemon.totals_since(before);
+    assert_eq!((added, moved, removed, embedded), (0, 3, 0, 0));
+
+    let victim = w
+        .photos
+        .join("album-2024")
+        .join(w.staged[1].file_name().unwrap());
+    std::fs::remove_file(&victim).unwrap();
+    w.wait_until_in_sync(BOUND);
+    std::fs::remove_dir_all(w.photos.join("album-2024")).unwrap();
+    w.wait_until_in_sync(BOUND);
+    assert_eq!(w.rows().len(), 3);
+}
+
+#[test]
+fn a_root_that_goes_away_keeps_its_rows_until_it_is_back() {
+    let w = Watched::new(3, 1);
+    let daemon = w.start_watching();
+    w.wait_until_in_sync(BOUND);
+    let rows = w.rows();
+    assert_eq!(rows.len(), 3);
+
+    // The drive is unmounted: the folder vanishes.
+    let away = w.dir.path().join("Pictures-unmounted");
+    std::fs::rename(&w.photos, &away).unwrap();
+    wait_for("the missing root to be noticed", BOUND, || {
+        daemon
+            .reports()
+            .iter()
+            .any(|r| matches!(r, Report::RootMissing { .. }))
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(w.rows(), rows, "rows of a missing root were touched");
+
+    // And mounted again: nothing re-embedded, and events are followed again.
+    std::fs::rename(&away, &w.photos).unwrap();
+    wait_for("the root to be back", BOUND, || {
+        daemon
+            .reports()
+            .iter()
+            .any(|r| matches!(r, Report::RootBack { .. }))
+    });
+    w.wait_until_in_sync(BOUND);
+    assert_eq!(w.rows(), rows);
+    std::fs::copy(&w.staged[0], w.photos.join("after.jpg")).unwrap();
+    w.wait_until_in_sync(BOUND);
+    let (_, _, removed, embedded) = daemon.totals_since(0);
+    assert_eq!((removed, embedded), (0, 4), "3 at the start, 1 after");
+}
+
+#[test]
+fn a_second_daemon_on_the_same_database_is_refused() {
+    let w = Watched::new(1, 0);
+    let first = w.start_watching();
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_imgsim"))
+        .arg("watch")
+        .arg(&w.photos)
+        .arg("--db")
+        .arg(w.db())
+        .arg("--model-dir")
+        .arg(model_dir("tiny-dinov2"))
+        .output()
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "refused at once"
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("already runs") && err.contains(&format!("pid {}", first.child.id())),
+        "{err}"
+    );
+}
+
+#[test]
+fn similar_and_status_go_through_the_daemon_and_agree_with_direct_use() {
+    let w = Watched::new(4, 0);
+    let daemon = w.start_watching();
+    w.wait_until_in_sync(BOUND);
+    let db = w.db().display().to_string();
+    let model = model_dir("tiny-dinov2").display().to_string();
+    let query = w.staged_query();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "similar",
+            query.as_str(),
+            "--db",
+            &db,
+            "--model-dir",
+            &model,
+            "--json",
+        ];
+        args.extend(extra);
+        let out = imgsim(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    assert_eq!(run(&[]), run(&["--no-daemon"]));
+
+    let status = imgsim(&["status", "--json", "--db", &db]);
+    let text = stdout(&status);
+    assert!(
+        text.contains("\"type\":\"daemon\",\"running\":true")
+            && text.contains(&format!("\"pid\":{}", daemon.child.id())),
+        "{text}"
+    );
+
+    // SIGTERM: the daemon stops within seconds, and status says it is gone.
+    daemon.signal(libc::SIGTERM);
+    let mut daemon = daemon;
+    let started = Instant::now();
+    wait_for("the daemon to stop", Duration::from_secs(10), || {
+        daemon.child.try_wait().unwrap().is_some()
+    });
+    println!("stopped in {:?}", started.elapsed());
+    let text = stdout(&imgsim(&["status", "--json", "--db", &db]));
+    assert!(text.contains("\"running\":false"), "{text}");
+}
+
+impl Watched {
+    /// A photo that is not in the library (so the daemon must embed the bytes it is sent).
+    fn staged_query(&self) -> String {
+        let query = self.dir.path().join("query.jpg");
+        let first = std::fs::read_dir(&self.photos)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        image::open(first)
+            .unwrap()
+            .crop_imm(8, 8, 100, 70)
+            .save(&query)
+            .unwrap();
+        query.display().to_string()
+    }
+}
+
+/// SIGKILL at 20 seeded random moments while images arrive (and some are renamed); after
+/// each restart the database converges to exactly the files on disk, once each, with the
+/// filter index matching the table.
+#[test]
+fn the_index_survives_kill_9_at_random_moments() {
+    let w = Watched::new(0, 40);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20261127);
+    let mut daemon = w.start();
+    let mut next = 0;
+    for round in 0..20 {
+        let batch: Vec<PathBuf> = (0..2)
+            .map(|i| w.staged[(next + i) % w.staged.len()].clone())
+            .collect();
+        next += 2;
+        let photos = w.photos.clone();
+        let gaps: Vec<u64> = (0..2).map(|_| rng.random_range(0..300)).collect();
+        let rename = rng.random_bool(0.3);
+        let copier = std::thread::spawn(move || {
+            for (source, gap) in batch.iter().zip(gaps) {
+                let name = format!("r{round}-{}", source.file_name().unwrap().to_string_lossy());
+                std::fs::copy(source, photos.join(&name)).unwrap();
+                std::thread::sleep(Duration::from_millis(gap));
+                if rename {
+                    let dir = photos.join(format!("moved-{round}"));
+                    std::fs::create_dir_all(&dir).unwrap();
+                    std::fs::rename(photos.join(&name), dir.join(&name)).unwrap();
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..1500)));
+        daemon.child.kill().unwrap(); // SIGKILL
+        daemon.child.wait().unwrap();
+        copier.join().unwrap();
+
+        daemon = w.start();
+        w.wait_until_in_sync(Duration::from_secs(60));
+        check_filters_match_the_table(&w.db());
+    }
+}
+
+/// The tantivy index records the table version it was built from and holds every path.
+fn check_filters_match_the_table(db: &Path) {
+    wait_for("the filter index to catch up", BOUND, || {
+        let store = Store::open(db, false).unwrap();
+        let info = store.tables().unwrap().into_iter().next().unwrap();
+        let table = store.table(&info.model_id).unwrap().unwrap();
+        let dir = db.join(format!("{}.filters", info.table));
+        let Ok(filters) = imgsim::filter::FilterIndex::open(&dir) else {
+            return false;
+        };
+        let version = table.version().unwrap();
+        let paths: std::collections::HashSet<String> = table.paths().unwrap().into_iter().collect();
+        filters.built_from().unwrap() == Some(version)
+            && filters.matching_paths("ext:jpg").unwrap() == paths
+    });
+}
