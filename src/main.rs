@@ -13,7 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// mimalloc's `mi_option_purge_delay` (mimalloc.h, v3): milliseconds before freed memory goes
 /// back to the OS (1000 by default). The forward pass frees and reallocates tens of megabytes per layer; with
 /// purging, every reuse page-faults fresh zeroed pages (measured: 16% of the time).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+pub(crate) const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 fn keep_freed_memory() {
     // SAFETY: sets a process-wide allocator option; no memory is touched.

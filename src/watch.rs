@@ -81,6 +81,8 @@ pub enum Report {
         roots: Vec<String>,
         mode: String,
     },
+    /// The queue emptied after some work: the index equals what the daemon has seen.
+    Idle,
     /// A pass over one model's table finished.
     Synced {
         model: String,
@@ -307,6 +309,11 @@ pub struct Daemon<'a> {
     reconcile: HashSet<PathBuf>,
     writes_since_compact: usize,
     last_compact: Instant,
+    /// Work was done since the last `Idle` report.
+    busy: bool,
+    /// After a pass failed as a whole: no pass before this.
+    failing_until: Option<Instant>,
+    failures_in_a_row: u32,
 }
 
 impl<'a> Daemon<'a> {
@@ -336,6 +343,9 @@ impl<'a> Daemon<'a> {
             reconcile: config.roots.iter().cloned().collect(),
             writes_since_compact: 0,
             last_compact: Instant::now(),
+            busy: true,
+            failing_until: None,
+            failures_in_a_row: 0,
         };
         daemon.set_status(|s| {
             s.mode = daemon_mode(config.poll);
@@ -375,19 +385,28 @@ impl<'a> Daemon<'a> {
                 self.check_roots(false);
                 last_root_check = Instant::now();
             }
-            self.run_reconciles()?;
-            if let Some(batch) = self.ready_batch() {
-                self.sync_paths(&batch)?;
+            if self.failing_until.is_some_and(|t| Instant::now() < t) {
+                continue;
             }
-            self.compact_if_due(false)?;
+            let result = match self.ready_batch() {
+                _ if !self.reconcile.is_empty() => self.run_reconciles(),
+                Some(batch) => self.sync_paths(&batch),
+                None => Ok(()),
+            };
+            self.after_pass(result);
+            self.compact_if_due()?;
             let queue = self.queue.len();
             self.set_status(|s| {
                 s.queue = queue;
                 s.idle = queue == 0;
             });
+            if queue == 0 && self.busy {
+                self.busy = false;
+                (self.report)(Report::Idle);
+            }
         }
+        // No compaction here: a stop must be quick, and the next start's passes compact.
         self.set_status(|s| s.phase = "stopping".into());
-        self.compact_if_due(true)?;
         (self.report)(Report::Stopped);
         Ok(())
     }
@@ -563,7 +582,8 @@ impl<'a> Daemon<'a> {
         let Some(i) = self.config.roots.iter().position(|r| path.starts_with(r)) else {
             return false;
         };
-        if !self.present[i] {
+        // The database may sit inside a watched folder: its own writes are no news.
+        if !self.present[i] || path.starts_with(self.shared.store.dir()) {
             return false;
         }
         let name = path
@@ -633,12 +653,31 @@ impl<'a> Daemon<'a> {
         if self.reconcile.is_empty() {
             return Ok(());
         }
-        let roots: Vec<PathBuf> = self.reconcile.drain().collect();
-        self.sync(&roots, true)
+        let roots: Vec<PathBuf> = self.reconcile.iter().cloned().collect();
+        self.sync(&roots, true)?;
+        self.reconcile.clear();
+        Ok(())
     }
 
     fn sync_paths(&mut self, paths: &[PathBuf]) -> Result<()> {
         self.sync(paths, false)
+    }
+
+    /// A pass that failed as a whole (the database unwritable, the disk full) is reported
+    /// and tried again later, its paths still queued: the daemon does not die of it.
+    fn after_pass(&mut self, result: Result<()>) {
+        match result {
+            Ok(()) => {
+                self.failures_in_a_row = 0;
+                self.failing_until = None;
+            }
+            Err(e) => {
+                let wait = Duration::from_secs(5 << self.failures_in_a_row.min(4));
+                self.failures_in_a_row += 1;
+                self.failing_until = Some(Instant::now() + wait);
+                self.warn(format!("{e}; trying again in {} s", wait.as_secs()));
+            }
+        }
     }
 
     /// The writer lock, waited for while `imgsim index` or `tag` holds it; `None` when a
@@ -664,14 +703,13 @@ impl<'a> Daemon<'a> {
         }
     }
 
-    /// Compacts the tables after enough writes, or at the end (`force`), so that a day of
-    /// small events does not leave thousands of tiny fragments.
-    fn compact_if_due(&mut self, force: bool) -> Result<()> {
+    /// Compacts the tables after enough writes, so that a day of small events does not leave
+    /// thousands of tiny fragments.
+    fn compact_if_due(&mut self) -> Result<()> {
         let due = self.writes_since_compact > 0
-            && (force
-                || self.last_compact.elapsed() >= self.config.compact_every
+            && (self.last_compact.elapsed() >= self.config.compact_every
                 || self.writes_since_compact >= 10_000);
-        if !due || (!force && self.stop.load(Ordering::Relaxed)) {
+        if !due || self.stop.load(Ordering::Relaxed) {
             return Ok(());
         }
         let Some(_lock) = self.writer_lock()? else {
@@ -706,19 +744,20 @@ impl<'a> Daemon<'a> {
             .filter(|(_, p)| **p)
             .map(|(r, _)| r.clone())
             .collect();
-        let paths: Vec<PathBuf> = paths
+        // Paths under a root that has gone meanwhile wait for its return (and its reconcile).
+        let (paths, frozen): (Vec<PathBuf>, Vec<PathBuf>) = paths
             .iter()
-            .filter(|p| present.iter().any(|r| p.starts_with(r)))
             .cloned()
-            .collect();
-        let batch: HashSet<&Path> = paths.iter().map(PathBuf::as_path).collect();
+            .partition(|p| present.iter().any(|r| p.starts_with(r)));
+        for p in &frozen {
+            self.queue.remove(p);
+        }
         if paths.is_empty() {
-            for p in &batch {
-                self.queue.remove(*p);
-            }
             return Ok(());
         }
+        let batch: HashSet<&Path> = paths.iter().map(PathBuf::as_path).collect();
         self.set_status(|s| s.idle = false);
+        self.busy = true;
         let Some(_lock) = self.writer_lock()? else {
             return Ok(()); // stopping
         };
@@ -759,7 +798,8 @@ impl<'a> Daemon<'a> {
             let summary = indexer::sync(&table, embedder, &pass, &mut collect)?;
             let written = summary.added + summary.updated + summary.moved + summary.removed;
             changes += written as u64;
-            if written > 0 {
+            // A reconcile also repairs a filter index left behind by a crash.
+            if written > 0 || reconcile {
                 let _guard = self.shared.filters.lock();
                 table.maintain_vector_index()?;
                 table.filters()?;

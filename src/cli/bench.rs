@@ -15,6 +15,9 @@ pub enum BenchCommand {
     /// Vector search: recall@k against exact search and query latency of the store (exact
     /// and IVF-PQ), beside FAISS on the same vectors (--peer).
     Ann(AnnBenchArgs),
+    /// The watch daemon: photos ingested per second, how soon one new photo is searchable,
+    /// idle memory, and `imgsim similar` with and without the daemon.
+    Watch(super::bench_watch::WatchBenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -202,6 +205,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
     let args = match command {
         BenchCommand::Embed(args) => args,
         BenchCommand::Ann(args) => return run_ann(args),
+        BenchCommand::Watch(args) => return super::bench_watch::run(args),
     };
     let device = imgsim::device::select(args.device)?;
     let threads = candle_core::utils::get_num_threads();

@@ -27,18 +27,26 @@ impl DbArgs {
     }
 }
 
+/// A photo library: its folders, the model(s), the database, what to leave out. Shared by
+/// `index` and `watch`.
 #[derive(clap::Args, Debug)]
-pub struct IndexArgs {
+pub struct LibraryArgs {
     /// Folders to index (recursively). Links are not followed.
     #[arg(required = true, value_name = "DIR")]
-    dirs: Vec<PathBuf>,
+    pub(super) dirs: Vec<PathBuf>,
     #[command(flatten)]
-    model: ModelArgs,
+    pub(super) model: ModelArgs,
     #[command(flatten)]
-    db: DbArgs,
+    pub(super) db: DbArgs,
     /// Skip paths matching this glob (repeatable), e.g. '**/Screenshots' or '*.gif'.
     #[arg(long, value_name = "GLOB")]
-    exclude: Vec<String>,
+    pub(super) exclude: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct IndexArgs {
+    #[command(flatten)]
+    library: LibraryArgs,
     /// Images per forward pass.
     #[arg(long, default_value_t = imgsim::embed::DEFAULT_BATCH_SIZE)]
     batch_size: usize,
@@ -154,18 +162,22 @@ impl imgsim::progress::Progress for Bar {
 
 pub fn run_index(args: IndexArgs) -> anyhow::Result<Outcome> {
     let started = Instant::now();
+    let library = &args.library;
     let mut roots = Vec::new();
-    for dir in &args.dirs {
+    for dir in &library.dirs {
         let root =
             std::fs::canonicalize(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
         anyhow::ensure!(root.is_dir(), "{}: not a folder", dir.display());
         roots.push(root);
     }
-    let exclude = exclude_globs(&args.exclude)?;
-    let sources = args.model.sources_or_all()?;
-    let device = imgsim::device::select(args.model.device)?;
-    let db_dir = args.db.dir()?;
-    let _lock = lock_for_writing(&db_dir, &format!("imgsim index {}", describe(&args.dirs)))?;
+    let exclude = exclude_globs(&library.exclude)?;
+    let sources = library.model.sources_or_all()?;
+    let device = imgsim::device::select(library.model.device)?;
+    let db_dir = library.db.dir()?;
+    let _lock = lock_for_writing(
+        &db_dir,
+        &format!("imgsim index {}", describe(&library.dirs)),
+    )?;
     let store = Store::open(&db_dir, true)?;
     let mut any_failed = false;
     for source in sources {

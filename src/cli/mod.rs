@@ -2,6 +2,7 @@
 //! draws progress, prints results and turns failures into messages.
 
 mod bench;
+mod bench_watch;
 mod compare;
 mod embed;
 mod eval;

@@ -2,7 +2,6 @@
 //! layer takes the locks, loads the models, opens the query socket, handles signals and prints
 //! what the daemon reports.
 
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,21 +10,13 @@ use imgsim::daemon::{ModelKey, Server};
 use imgsim::store::Store;
 use imgsim::watch::{now_seconds, DaemonStatus, Report, Shared, WatchConfig};
 
-use super::index::{describe, exclude_globs, DbArgs};
-use super::{print_json, ModelArgs, Outcome};
+use super::index::{describe, exclude_globs, LibraryArgs};
+use super::{print_json, Outcome};
 
 #[derive(clap::Args, Debug)]
 pub struct WatchArgs {
-    /// Folders to watch (recursively). Links are not followed.
-    #[arg(required = true, value_name = "DIR")]
-    dirs: Vec<PathBuf>,
     #[command(flatten)]
-    model: ModelArgs,
-    #[command(flatten)]
-    db: DbArgs,
-    /// Skip paths matching this glob (repeatable), e.g. '**/Screenshots' or '*.gif'.
-    #[arg(long, value_name = "GLOB")]
-    exclude: Vec<String>,
+    library: LibraryArgs,
     /// Poll the folders every SECS seconds instead of following file-system events: for NFS
     /// and SMB mounts, which send no events. Without it, imgsim falls back to polling by
     /// itself when the system runs out of inotify watches.
@@ -49,8 +40,9 @@ fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
 }
 
 pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
+    let library = &args.library;
     let mut roots = Vec::new();
-    for dir in &args.dirs {
+    for dir in &library.dirs {
         match std::fs::canonicalize(dir) {
             Ok(root) => {
                 anyhow::ensure!(root.is_dir(), "{}: not a folder", dir.display());
@@ -68,22 +60,23 @@ pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
             Err(e) => anyhow::bail!("{}: {e}", dir.display()),
         }
     }
-    let mut config = WatchConfig::new(roots.clone(), exclude_globs(&args.exclude)?);
+    let mut config = WatchConfig::new(roots.clone(), exclude_globs(&library.exclude)?);
     config.poll = args.poll.map(|p| seconds(p, "--poll")).transpose()?;
     config.settle = seconds(args.settle, "--settle")?;
 
-    let db_dir = args.db.dir()?;
+    let db_dir = library.db.dir()?;
     std::fs::create_dir_all(&db_dir).map_err(|e| anyhow::anyhow!("{}: {e}", db_dir.display()))?;
+    let db_dir = std::fs::canonicalize(&db_dir)?;
     let _daemon_lock = imgsim::lock::WriterLock::acquire_daemon(
         &db_dir,
-        &format!("imgsim watch {}", describe(&args.dirs)),
+        &format!("imgsim watch {}", describe(&library.dirs)),
     )?;
 
-    let device = imgsim::device::select(args.model.device)?;
+    let device = imgsim::device::select(library.model.device)?;
     let store = Store::open(&db_dir, true)?;
     let mut models = Vec::new();
     let mut keys = Vec::new();
-    for source in args.model.sources_or_all()? {
+    for source in library.model.sources_or_all()? {
         let model = imgsim::models::Model::load(&source, None, &device)?;
         store.table_or_create(&model.name, &model.id, model.dim())?;
         models.push(Arc::new(imgsim::embed::Embedder::new(
@@ -129,6 +122,9 @@ pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
 }
 
 fn print_report(report: &Report, json: bool) {
+    if matches!(report, Report::Idle) {
+        return_memory_to_the_system();
+    }
     if json {
         print_json(report);
         return;
@@ -173,5 +169,19 @@ fn print_report(report: &Report, json: bool) {
             eprintln!("imgsim: {model}: compacted in {seconds:.1} s")
         }
         Report::Stopped => eprintln!("imgsim: stopped"),
+        Report::Idle => {}
+    }
+}
+
+/// The allocator keeps freed memory for reuse (see main.rs), which suits a batch job; a daemon
+/// that has gone idle gives it back.
+fn return_memory_to_the_system() {
+    use crate::MI_OPTION_PURGE_DELAY;
+    // SAFETY: process-wide allocator options and a collection; no memory is touched by us.
+    unsafe {
+        let delay = libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY);
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+        libmimalloc_sys::mi_collect(true);
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, delay);
     }
 }

@@ -108,10 +108,15 @@ impl Watched {
     }
 
     fn start(&self) -> Daemon {
+        self.start_with(&[])
+    }
+
+    fn start_with(&self, extra: &[&str]) -> Daemon {
         let n = std::fs::read_dir(self.dir.path()).unwrap().count();
         let stdout = self.dir.path().join(format!("daemon-{n}.jsonl"));
         let child = Command::new(env!("CARGO_BIN_EXE_imgsim"))
             .args(["watch", "--json", "--settle", "0.5"])
+            .args(extra)
             .arg(&self.photos)
             .arg("--db")
             .arg(self.db())
@@ -269,6 +274,37 @@ fn watch_indexes_copied_slowly_written_and_renamed_part_files_once_each() {
     w.wait_until_in_sync(BOUND);
     let stored = w.vector(&w.photos.join("download.jpg")).unwrap();
     assert!(cosine(&stored, &tiny_embedding(&w.staged[2])) > 0.99999);
+
+    // Quiet now: the daemon's own reads of the files it embedded make no new passes.
+    std::thread::sleep(Duration::from_millis(1500));
+    let settled = daemon.reports().len();
+    std::thread::sleep(Duration::from_millis(2000));
+    assert_eq!(daemon.reports().len(), settled, "{:?}", daemon.reports());
+}
+
+#[test]
+fn polling_follows_changes_where_no_events_arrive() {
+    let w = Watched::new(1, 1);
+    let daemon = w.start_with(&["--poll", "0.5"]);
+    wait_for(
+        "the daemon to start watching",
+        Duration::from_secs(60),
+        || {
+            daemon
+                .reports()
+                .iter()
+                .any(|r| matches!(r, Report::Watching { mode, .. } if mode.starts_with("polling")))
+        },
+    );
+    w.wait_until_in_sync(BOUND);
+    std::fs::copy(&w.staged[0], w.photos.join("polled.jpg")).unwrap();
+    w.wait_until_in_sync(BOUND);
+    assert_eq!(w.rows().len(), 2);
+    std::fs::rename(w.photos.join("polled.jpg"), w.photos.join("polled-2.jpg")).unwrap();
+    w.wait_until_in_sync(BOUND);
+    std::fs::remove_file(w.photos.join("polled-2.jpg")).unwrap();
+    w.wait_until_in_sync(BOUND);
+    assert_eq!(w.rows().len(), 1);
 }
 
 #[test]
@@ -339,6 +375,11 @@ fn a_root_that_goes_away_keeps_its_rows_until_it_is_back() {
     assert_eq!(w.rows(), rows);
     std::fs::copy(&w.staged[0], w.photos.join("after.jpg")).unwrap();
     w.wait_until_in_sync(BOUND);
+    // (Reports follow the commit that makes a row visible.)
+    wait_for("the report of the new file", BOUND, || {
+        daemon.totals_since(0).3 >= 4
+    });
+    std::thread::sleep(Duration::from_millis(300));
     let (_, _, removed, embedded) = daemon.totals_since(0);
     assert_eq!((removed, embedded), (0, 4), "3 at the start, 1 after");
 }

@@ -1,0 +1,35 @@
+"""Writes a model folder in Hugging Face layout with the real architecture and random weights
+(CLIP ViT-B/32 or DINOv2-base), for speed and memory measurements where the real weights
+cannot be downloaded. The embeddings mean nothing; the work per image is the real one.
+
+    python bench/make_random_model.py clip /tmp/clip-random
+    imgsim bench watch --model-dir /tmp/clip-random
+"""
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+from transformers import CLIPConfig, CLIPModel, Dinov2Config, Dinov2Model
+
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+
+
+def main():
+    kind, out = sys.argv[1], Path(sys.argv[2])
+    torch.manual_seed(0)
+    if kind == "clip":
+        model = CLIPModel(CLIPConfig())  # the defaults are ViT-B/32
+        processor = FIXTURES / "tiny-clip" / "preprocessor_config.json"
+    elif kind == "dinov2":
+        model = Dinov2Model(Dinov2Config())  # the defaults are DINOv2-base
+        processor = FIXTURES / "tiny-dinov2" / "preprocessor_config.json"
+    else:
+        sys.exit(f"unknown kind {kind!r}: clip or dinov2")
+    model.save_pretrained(out, safe_serialization=True)
+    shutil.copy(processor, out / "preprocessor_config.json")
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
