@@ -69,7 +69,8 @@ enum Command {
 pub struct ModelArgs {
     /// Model name or alias: clip, dinov2, clip-vit-b32, clip-vit-l14, dinov2-small,
     /// dinov2-base, dinov2-large, or phash (the weight-free perceptual-hash baseline).
-    /// `index` and `compare` also take `all`: every model whose weights are local, and phash.
+    /// `index`, `watch` and `compare` also take `all`: every model whose weights are local, and
+    /// phash.
     #[arg(long, short = 'm', default_value = "clip")]
     model: String,
     /// Load the model from this directory (Hugging Face layout: config.json,
