@@ -788,4 +788,36 @@ mod tests {
         assert_eq!(store.table("m@1").unwrap().unwrap().count().unwrap(), 1);
         assert!(store.table("m@2").unwrap().is_none());
     }
+
+    #[test]
+    fn duplicate_paths_are_repaired_and_a_stale_filter_index_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), true).unwrap();
+        let table = store.table_or_create("m", "m@1", 2).unwrap();
+        table
+            .upsert(&[row("/x/a.jpg", "h1", vec![1.0, 0.0])])
+            .unwrap();
+        assert!(table.filters().unwrap().contains("/x/a.jpg").unwrap());
+
+        // A write the filter index did not see (as after a crash between the two commits),
+        // which also gives a path a second row (as a plain append by another tool would).
+        table
+            .append(&[
+                row("/x/a.jpg", "h1", vec![1.0, 0.0]),
+                row("/x/b.jpg", "h2", vec![0.0, 1.0]),
+            ])
+            .unwrap();
+        assert_eq!(table.count().unwrap(), 3);
+        assert_eq!(table.repair_duplicates().unwrap(), 1);
+        let mut paths = table.paths().unwrap();
+        paths.sort();
+        assert_eq!(paths, ["/x/a.jpg", "/x/b.jpg"]);
+
+        let filters = table.filters().unwrap();
+        assert_eq!(
+            filters.built_from().unwrap(),
+            Some(table.version().unwrap())
+        );
+        assert!(filters.contains("/x/b.jpg").unwrap());
+    }
 }
