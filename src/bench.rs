@@ -70,7 +70,16 @@ pub fn model_only(embedder: &Embedder, batch_size: usize, budget: Duration) -> R
 /// The process's peak resident memory so far and its current resident memory, in MiB
 /// (`VmHWM`, `VmRSS` of /proc/self/status; `None` where there is no /proc).
 pub fn resident_memory_mb() -> Option<(f64, f64)> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    memory_mb_in("/proc/self/status")
+}
+
+/// [`resident_memory_mb`] of another process (a daemon the benchmark started).
+pub fn resident_memory_mb_of(pid: u32) -> Option<(f64, f64)> {
+    memory_mb_in(&format!("/proc/{pid}/status"))
+}
+
+fn memory_mb_in(status_file: &str) -> Option<(f64, f64)> {
+    let status = std::fs::read_to_string(status_file).ok()?;
     let field = |name: &str| -> Option<f64> {
         let line = status.lines().find(|l| l.starts_with(name))?;
         let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::models::WeightsSource;
 use crate::search::{self, Query};
-use crate::watch::{resident_bytes, DaemonStatus, Shared};
+use crate::watch::{DaemonStatus, Shared};
 
 pub const SOCKET: &str = "daemon.sock";
 const MAX_REQUEST_LINE: u64 = 64 * 1024;
@@ -187,7 +187,8 @@ fn handle(stream: &mut UnixStream, shared: &Shared, keys: &[ModelKey]) -> Respon
     match request {
         Request::Status => {
             let mut status = shared.status.lock().map(|s| s.clone()).unwrap_or_default();
-            status.resident_bytes = resident_bytes();
+            status.resident_bytes = crate::bench::resident_memory_mb()
+                .map_or(0, |(_, current)| (current * 1024.0 * 1024.0) as u64);
             Response::Status(status)
         }
         Request::Similar(request) => {

@@ -92,6 +92,12 @@ pub fn sql_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// `column IN ('a', 'b', ...)`, for chunks of at most a few hundred values.
+fn sql_in<S: AsRef<str>>(column: &str, values: &[S]) -> String {
+    let list: Vec<String> = values.iter().map(|v| sql_quote(v.as_ref())).collect();
+    format!("{column} IN ({})", list.join(", "))
+}
+
 impl Store {
     /// The database folder: `IMGSIM_DB`, else `$XDG_DATA_HOME/imgsim` (`~/.local/share/imgsim`).
     pub fn default_dir() -> Option<PathBuf> {
@@ -325,8 +331,7 @@ impl ModelTable<'_> {
         }
         let mut removed = 0;
         for chunk in twice.chunks(500) {
-            let list: Vec<String> = chunk.iter().map(|p| sql_quote(p)).collect();
-            let rows = self.rows_where(&format!("path IN ({})", list.join(", ")))?;
+            let rows = self.rows_where(&sql_in("path", chunk))?;
             let mut keep: HashMap<&str, &Row> = HashMap::new();
             for row in &rows {
                 keep.entry(row.path.as_str()).or_insert(row);
@@ -352,8 +357,7 @@ impl ModelTable<'_> {
     pub fn rows_by_hash(&self, hashes: &[&str]) -> Result<HashMap<String, Row>> {
         let mut found = HashMap::new();
         for chunk in hashes.chunks(500) {
-            let list: Vec<String> = chunk.iter().map(|h| sql_quote(h)).collect();
-            for row in self.rows_where(&format!("hash IN ({})", list.join(", ")))? {
+            for row in self.rows_where(&sql_in("hash", chunk))? {
                 found.entry(row.hash.clone()).or_insert(row);
             }
         }
@@ -403,8 +407,7 @@ impl ModelTable<'_> {
     /// Removes the rows of these paths (one commit per 500).
     pub fn delete(&self, paths: &[&str]) -> Result<()> {
         for chunk in paths.chunks(500) {
-            let list: Vec<String> = chunk.iter().map(|p| sql_quote(p)).collect();
-            let predicate = format!("path IN ({})", list.join(", "));
+            let predicate = sql_in("path", chunk);
             self.block_on(self.table.delete(predicate.as_str()))?;
         }
         Ok(())
@@ -565,8 +568,7 @@ impl ModelTable<'_> {
             let paths: Vec<&str> = allowed.iter().map(String::as_str).collect();
             let mut hits = Vec::new();
             for chunk in paths.chunks(500) {
-                let list: Vec<String> = chunk.iter().map(|p| sql_quote(p)).collect();
-                for row in self.rows_where(&format!("path IN ({})", list.join(", ")))? {
+                for row in self.rows_where(&sql_in("path", chunk))? {
                     if exclude == Some(row.path.as_str()) {
                         continue;
                     }

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
-use crate::indexer::{self, IndexSummary, Pass, Scope};
+use crate::indexer::{self, now_seconds, IndexSummary, Pass, Scope};
 use crate::lock::WriterLock;
 use crate::progress::Progress;
 use crate::scan::Found;
@@ -390,7 +390,7 @@ impl<'a> Daemon<'a> {
             }
             let result = match self.ready_batch() {
                 _ if !self.reconcile.is_empty() => self.run_reconciles(),
-                Some(batch) => self.sync_paths(&batch),
+                Some(batch) => self.sync(&batch, false),
                 None => Ok(()),
             };
             self.after_pass(result);
@@ -659,10 +659,6 @@ impl<'a> Daemon<'a> {
         Ok(())
     }
 
-    fn sync_paths(&mut self, paths: &[PathBuf]) -> Result<()> {
-        self.sync(paths, false)
-    }
-
     /// A pass that failed as a whole (the database unwritable, the disk full) is reported
     /// and tried again later, its paths still queued: the daemon does not die of it.
     fn after_pass(&mut self, result: Result<()>) {
@@ -883,18 +879,4 @@ fn age_of(mtime_ns: i64) -> Duration {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64);
     Duration::from_nanos(now.saturating_sub(mtime_ns).max(0) as u64)
-}
-
-pub fn now_seconds() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// Resident memory of this process (Linux; 0 elsewhere).
-pub fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
 }

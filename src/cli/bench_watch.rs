@@ -166,7 +166,8 @@ pub fn run(args: WatchBenchArgs) -> anyhow::Result<Outcome> {
     }
 
     std::thread::sleep(Duration::from_secs(3));
-    let idle_resident_bytes = resident_of(daemon.0.id());
+    let idle_resident_bytes = imgsim::bench::resident_memory_mb_of(daemon.0.id())
+        .map_or(0, |(_, current)| (current * 1024.0 * 1024.0) as u64);
 
     // `imgsim similar` as a user runs it, with the daemon and without.
     let query = temporary.join("query.jpg");
@@ -256,11 +257,4 @@ fn tempfile_dir(dir: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
     }
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
-}
-
-fn resident_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/statm"))
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
 }

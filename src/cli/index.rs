@@ -489,7 +489,7 @@ fn print_daemon(daemon: Option<&imgsim::watch::DaemonStatus>) {
         return;
     };
     let ago = |at: i64| {
-        let seconds = (imgsim::watch::now_seconds() - at).max(0);
+        let seconds = (imgsim::indexer::now_seconds() - at).max(0);
         if seconds < 120 {
             format!("{seconds} s ago")
         } else if seconds < 7200 {

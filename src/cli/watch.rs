@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use imgsim::daemon::{ModelKey, Server};
+use imgsim::indexer::now_seconds;
 use imgsim::store::Store;
-use imgsim::watch::{now_seconds, DaemonStatus, Report, Shared, WatchConfig};
+use imgsim::watch::{DaemonStatus, Report, Shared, WatchConfig};
 
 use super::index::{describe, exclude_globs, LibraryArgs};
 use super::{print_json, Outcome};
