@@ -72,6 +72,18 @@ impl Daemon {
         unsafe { libc::kill(self.child.id() as i32, signal) };
     }
 
+    /// Waits until the daemon says (on its socket) that nothing is queued and no pass runs,
+    /// so every pass so far has reported: a row becomes visible at its commit, a little
+    /// before its pass's report.
+    fn wait_idle(&self, db: &Path) {
+        wait_for("the daemon to be idle", BOUND, || {
+            matches!(
+                imgsim::daemon::ask(db, &imgsim::daemon::Request::Status, &[]),
+                Ok(Some(imgsim::daemon::Response::Status(s))) if s.idle && s.phase == "watching"
+            )
+        });
+    }
+
     /// Sums of every `synced` report from `from` on: (added, moved, removed, embedded).
     fn totals_since(&self, from: usize) -> (usize, usize, usize, usize) {
         let mut t = (0, 0, 0, 0);
@@ -240,7 +252,7 @@ fn watch_indexes_copied_slowly_written_and_renamed_part_files_once_each() {
     w.wait_until_in_sync(BOUND);
 
     // Written slowly over several seconds, held open: only the complete file is embedded.
-    std::thread::sleep(Duration::from_millis(500));
+    daemon.wait_idle(&w.db());
     let before = daemon.reports().len();
     let bytes = std::fs::read(&w.staged[1]).unwrap();
     let slow = w.photos.join("slow.jpg");
@@ -253,7 +265,7 @@ fn watch_indexes_copied_slowly_written_and_renamed_part_files_once_each() {
     }
     drop(file);
     w.wait_until_in_sync(BOUND);
-    std::thread::sleep(Duration::from_millis(500));
+    daemon.wait_idle(&w.db());
     let (added, _, _, embedded) = daemon.totals_since(before);
     assert_eq!((added, embedded), (1, 1), "embedded once, when complete");
     // Not read half-written either (a truncated JPEG fails to decode, and is retried).
@@ -320,6 +332,7 @@ fn renames_and_folder_moves_keep_their_rows_and_deletions_disappear() {
     let some = album.join(w.staged[0].file_name().unwrap());
     let vector = w.vector(&some).unwrap();
 
+    daemon.wait_idle(&w.db());
     let before = daemon.reports().len();
     std::fs::rename(&some, w.photos.join("renamed.jpg")).unwrap();
     w.wait_until_in_sync(BOUND);
@@ -327,8 +340,8 @@ fn renames_and_folder_moves_keep_their_rows_and_deletions_disappear() {
 
     std::fs::rename(&album, w.photos.join("album-2024")).unwrap();
     w.wait_until_in_sync(BOUND);
-    // Give late reports time to arrive, then: moves only, nothing embedded.
-    std::thread::sleep(Duration::from_millis(500));
+    // Once every pass has reported: moves only, nothing embedded.
+    daemon.wait_idle(&w.db());
     let (added, moved, removed, embedded) = daemon.totals_since(before);
     assert_eq!((added, moved, removed, embedded), (0, 3, 0, 0));
 
