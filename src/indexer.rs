@@ -138,6 +138,9 @@ pub fn sync(
             _ => None,
         })
         .collect();
+    // Nor is a root that is not there (an unmounted drive, a folder renamed away): a walk of
+    // it finds nothing, which must not read as "every file was deleted".
+    let missing_roots: Vec<&PathBuf> = roots.iter().filter(|r| !r.is_dir()).collect();
     let gone: Vec<(&String, &FileState)> = existing
         .iter()
         .filter(|(path, _)| {
@@ -146,6 +149,7 @@ pub fn sync(
                 && roots.iter().any(|r| path.starts_with(r))
                 && scope.iter().any(|s| path.starts_with(s))
                 && !unreadable.iter().any(|u| path.starts_with(u))
+                && !missing_roots.iter().any(|m| path.starts_with(m))
         })
         .collect();
 
@@ -350,4 +354,50 @@ pub fn now_seconds() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{Model, WeightsSource};
+    use crate::progress::Quiet;
+    use crate::store::Store;
+
+    /// An event pass over a root that has just vanished (renamed away, unmounted) finds no
+    /// files there; its rows must stay.
+    #[test]
+    fn a_pass_over_a_vanished_root_removes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("photos");
+        std::fs::create_dir_all(&root).unwrap();
+        image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8 * 6, y as u8 * 8, 90]))
+            .save(root.join("a.png"))
+            .unwrap();
+        let device = candle_core::Device::Cpu;
+        let embedder = Embedder::new(
+            Model::load(&WeightsSource::Phash, None, &device).unwrap(),
+            device,
+        );
+        let store = Store::open(&dir.path().join("db"), true).unwrap();
+        let table = store.table_or_create("phash", "phash@test", 64).unwrap();
+        let none = globset::GlobSet::empty();
+        let roots = [root.clone()];
+        let first = index(&table, &embedder, &roots, &none, &mut Quiet).unwrap();
+        assert_eq!(first.added, 1);
+
+        std::fs::rename(&root, dir.path().join("away")).unwrap();
+        let pass = Pass {
+            roots: &roots,
+            exclude: &none,
+            scope: Scope::Paths(&roots),
+            defer: &|_| false,
+            stop: &AtomicBool::new(false),
+        };
+        let summary = sync(&table, &embedder, &pass, &mut Quiet).unwrap();
+        assert_eq!(summary.removed, 0);
+        assert_eq!(table.count().unwrap(), 1);
+        // A full pass does not remove them either.
+        let again = index(&table, &embedder, &roots, &none, &mut Quiet).unwrap();
+        assert_eq!((again.removed, table.count().unwrap()), (0, 1));
+    }
 }

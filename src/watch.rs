@@ -655,7 +655,9 @@ impl<'a> Daemon<'a> {
         }
         let roots: Vec<PathBuf> = self.reconcile.iter().cloned().collect();
         self.sync(&roots, true)?;
-        self.reconcile.clear();
+        for root in &roots {
+            self.reconcile.remove(root);
+        }
         Ok(())
     }
 
@@ -732,6 +734,8 @@ impl<'a> Daemon<'a> {
 
     /// One pass over every model's table for `paths` (whole roots when `reconcile`).
     fn sync(&mut self, paths: &[PathBuf], reconcile: bool) -> Result<()> {
+        // An event may name a root that just vanished before the periodic check saw it.
+        self.check_roots(false);
         let present: Vec<PathBuf> = self
             .config
             .roots
