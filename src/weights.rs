@@ -1,9 +1,11 @@
 //! Where a model's files come from: a local directory in Hugging Face layout, or the Hugging
 //! Face cache (shared with Python's `huggingface_hub`) filled through `hf-hub` at a pinned revision.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use hf_hub::{HFClientBuilder, HFError};
+use hf_hub::api::sync::ApiBuilder;
+use hf_hub::{Cache, Repo, RepoType};
 
 use crate::error::{Error, Result};
 use crate::models::ModelSpec;
@@ -63,62 +65,96 @@ pub fn offline() -> bool {
         .unwrap_or(false)
 }
 
-/// The Hugging Face hub cache directory in use (`HF_HUB_CACHE`, `HF_HOME/hub`, ...).
+/// The Hugging Face hub cache directory, found as `huggingface_hub` finds it:
+/// `HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`.
 pub fn cache_dir() -> PathBuf {
-    hf_hub::resolve_cache_dir()
+    let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = set("HF_HUB_CACHE") {
+        return PathBuf::from(dir);
+    }
+    if let Some(home) = set("HF_HOME") {
+        return PathBuf::from(home).join("hub");
+    }
+    dirs::home_dir()
+        .unwrap_or_default()
+        .join(".cache/huggingface/hub")
 }
 
 /// The registry model's files from the cache, without touching the network.
 pub fn cached(spec: &ModelSpec) -> Result<ModelFiles> {
-    resolve(spec, true)
-}
-
-/// The registry model's files: from the cache, else downloaded (unless `HF_HUB_OFFLINE`).
-pub fn fetch(spec: &ModelSpec) -> Result<ModelFiles> {
-    match resolve(spec, true) {
-        Ok(files) => Ok(files),
-        Err(_) if !offline() => resolve(spec, false),
-        Err(e) => Err(e),
-    }
-}
-
-fn resolve(spec: &ModelSpec, local_only: bool) -> Result<ModelFiles> {
-    let client = HFClientBuilder::new()
-        .build_sync()
-        .map_err(|e| missing(spec, e.to_string()))?;
-    let (owner, name) = spec
-        .repo
-        .split_once('/')
-        .unwrap_or(("", spec.repo.as_str()));
-    let repo = client.model(owner, name);
     let get = |filename: &str| -> Result<PathBuf> {
-        repo.download_file()
-            .filename(filename)
-            .revision(spec.revision.clone())
-            .local_files_only(local_only)
-            .send()
-            .map_err(|e| match e {
-                HFError::LocalEntryNotFound { .. } => missing(
-                    spec,
-                    if offline() {
-                        format!("{filename} is not in the cache and HF_HUB_OFFLINE is set")
-                    } else {
-                        format!("{filename} is not in the cache")
-                    },
-                ),
-                other if local_only => missing(spec, other.to_string()),
-                other => Error::Fetch {
-                    model: spec.name.clone(),
-                    looked_in: looked_in(spec),
-                    reason: other.to_string(),
+        cached_file(&cache_dir(), &spec.repo, &spec.revision, filename).ok_or_else(|| {
+            missing(
+                spec,
+                if offline() {
+                    format!("{filename} is not in the cache and HF_HUB_OFFLINE is set")
+                } else {
+                    format!("{filename} is not in the cache")
                 },
-            })
+            )
+        })
     };
     Ok(ModelFiles {
         config: get(CONFIG)?,
         weights: get(WEIGHTS)?,
         preprocessor: None,
     })
+}
+
+/// The registry model's files: from the cache, else downloaded (unless `HF_HUB_OFFLINE`).
+/// The endpoint is `HF_ENDPOINT` when set, as in `huggingface_hub`.
+pub fn fetch(spec: &ModelSpec) -> Result<ModelFiles> {
+    match cached(spec) {
+        Ok(files) => Ok(files),
+        Err(_) if !offline() => download(spec),
+        Err(e) => Err(e),
+    }
+}
+
+fn download(spec: &ModelSpec) -> Result<ModelFiles> {
+    let failed = |reason: String| Error::Fetch {
+        model: spec.name.clone(),
+        looked_in: looked_in(spec),
+        reason,
+    };
+    let mut builder = ApiBuilder::from_cache(Cache::new(cache_dir()))
+        .with_progress(std::io::stderr().is_terminal());
+    if let Some(endpoint) = std::env::var("HF_ENDPOINT").ok().filter(|e| !e.is_empty()) {
+        builder = builder.with_endpoint(endpoint.trim_end_matches('/').to_string());
+    }
+    let api = builder.build().map_err(|e| failed(e.to_string()))?;
+    let repo = api.repo(Repo::with_revision(
+        spec.repo.clone(),
+        RepoType::Model,
+        spec.revision.clone(),
+    ));
+    let get = |filename: &str| -> Result<PathBuf> {
+        repo.download(filename)
+            .map_err(|e| failed(format!("{filename}: {e}")))
+    };
+    Ok(ModelFiles {
+        config: get(CONFIG)?,
+        weights: get(WEIGHTS)?,
+        preprocessor: None,
+    })
+}
+
+/// A file of `repo` at `revision` in a hub cache (the layout `huggingface_hub` writes):
+/// `models--owner--name/snapshots/<commit>/<file>`, the commit being the revision itself
+/// when it is a commit hash, else the one that `refs/<revision>` records.
+fn cached_file(cache: &Path, repo: &str, revision: &str, filename: &str) -> Option<PathBuf> {
+    let folder = cache.join(format!("models--{}", repo.replace('/', "--")));
+    let is_commit = revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit());
+    let commit = if is_commit {
+        revision.to_string()
+    } else {
+        std::fs::read_to_string(folder.join("refs").join(revision))
+            .ok()?
+            .trim()
+            .to_string()
+    };
+    let path = folder.join("snapshots").join(commit).join(filename);
+    path.is_file().then_some(path)
 }
 
 fn missing(spec: &ModelSpec, reason: String) -> Error {
@@ -152,5 +188,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("not a directory"), "{err}");
+    }
+
+    #[test]
+    fn the_cache_is_read_in_huggingface_hub_layout() {
+        let cache = tempfile::tempdir().unwrap();
+        let commit = "32bd64288804d66eefd0ccbe215aa642df71cc41";
+        let repo = cache.path().join("models--openai--clip-vit-base-patch32");
+        std::fs::create_dir_all(repo.join("snapshots").join(commit)).unwrap();
+        std::fs::write(repo.join("snapshots").join(commit).join(CONFIG), "{}").unwrap();
+        std::fs::create_dir_all(repo.join("refs/refs/pr")).unwrap();
+        std::fs::write(repo.join("refs/refs/pr/15"), commit).unwrap();
+        let want = repo.join("snapshots").join(commit).join(CONFIG);
+        let find = |rev: &str, file: &str| {
+            cached_file(cache.path(), "openai/clip-vit-base-patch32", rev, file)
+        };
+        assert_eq!(find(commit, CONFIG), Some(want.clone()));
+        assert_eq!(find("refs/pr/15", CONFIG), Some(want));
+        assert_eq!(find("refs/pr/15", WEIGHTS), None);
+        assert_eq!(find("main", CONFIG), None);
     }
 }
