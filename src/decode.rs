@@ -1,7 +1,7 @@
 //! File bytes -> upright 8-bit RGB pixels, the way PIL's `Image.open(..).convert("RGB")` does it,
 //! plus EXIF orientation (which the reference does not apply: see README).
 
-use std::io::Cursor;
+use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
@@ -15,10 +15,62 @@ pub const MAX_PIXELS: u64 = 2 * 89_478_485;
 /// Decoders may allocate this much while decoding one image (16-bit RGBA at the pixel limit).
 const MAX_DECODE_ALLOC: u64 = MAX_PIXELS * 8 + (64 << 20);
 
+/// No image within [`MAX_PIXELS`] needs a larger file (16-bit RGBA, uncompressed, plus room
+/// for metadata); a larger file is refused before it is read.
+pub const MAX_FILE_BYTES: u64 = MAX_DECODE_ALLOC;
+
+/// Reads an image file's bytes, refusing before reading it whole what cannot be an image: not
+/// a regular file (a FIFO would block forever, a device never end), over [`MAX_FILE_BYTES`],
+/// or no known format in its first bytes.
+pub fn read_image_file(path: &Path) -> Result<Vec<u8>, DecodeError> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(DecodeError::NotAFile);
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(DecodeError::FileTooLarge {
+            bytes: meta.len(),
+            limit: MAX_FILE_BYTES,
+        });
+    }
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // The magic bytes first: a 5 GB file that is no image is not read to find out.
+    file.take(32).read_to_end(&mut bytes)?;
+    if image::guess_format(&bytes).is_err() {
+        return Err(DecodeError::UnknownFormat);
+    }
+    let mut file = std::fs::File::open(path)?;
+    file.seek(SeekFrom::Start(bytes.len() as u64))?;
+    file.take(MAX_FILE_BYTES + 1 - bytes.len() as u64)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        // It grew while being read.
+        return Err(DecodeError::FileTooLarge {
+            bytes: bytes.len() as u64,
+            limit: MAX_FILE_BYTES,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Whether `path` could be read as an image at all (a regular file), said before any model is
+/// loaded for it.
+pub fn check_readable(path: &Path) -> crate::Result<()> {
+    let error = match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => return Ok(()),
+        Ok(_) => DecodeError::NotAFile,
+        Err(e) => DecodeError::Io(e),
+    };
+    Err(crate::Error::Decode {
+        path: path.to_path_buf(),
+        error,
+    })
+}
+
 /// Reads and decodes one image file.
 pub fn decode_file(path: &Path) -> Result<RgbImage, DecodeError> {
-    let bytes = std::fs::read(path)?;
-    decode_bytes(&bytes)
+    decode_bytes(&read_image_file(path)?)
 }
 
 /// A JPEG is decoded at 1/2, 1/4 or 1/8 of its size (scaled inverse DCT, far less work) only
@@ -30,8 +82,7 @@ pub const DCT_SCALING_MARGIN: u32 = 2;
 /// Reads and decodes one image file for a model that resizes its shorter side to
 /// `shortest_edge`: large JPEGs are decoded at reduced size (see [`DCT_SCALING_MARGIN`]).
 pub fn decode_file_for(path: &Path, shortest_edge: Option<u32>) -> Result<RgbImage, DecodeError> {
-    let bytes = std::fs::read(path)?;
-    decode_bytes_for(&bytes, shortest_edge)
+    decode_bytes_for(&read_image_file(path)?, shortest_edge)
 }
 
 /// [`decode_bytes`], but a large JPEG may be decoded at reduced size.

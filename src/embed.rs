@@ -1,6 +1,7 @@
 //! Images -> L2-normalised embeddings. Decoding and preprocessing run on worker threads while
 //! the model embeds the previous batch; results come back in input order through a callback,
-//! so that callers (the CLI, later the indexer) draw progress and report errors themselves.
+//! so that callers (the commands, the indexer, eval's extraction, the daemon) draw progress and
+//! report errors themselves. A stop flag ends the work within one forward pass.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -174,7 +175,7 @@ impl Embedder {
         let image = decode::decode_file_for(path, self.model.preprocess.shortest_edge).map_err(
             |source| Error::Decode {
                 path: path.to_path_buf(),
-                source,
+                error: source,
             },
         )?;
         self.prepare_image(&image)

@@ -1,4 +1,8 @@
 //! The library's error types. The binary turns them into messages and exit codes.
+//!
+//! Each message says its cause once: a variant that wraps another error writes it into its own
+//! message and does not also expose it as `source()`, so that a printer that walks the chain
+//! (as the CLI does for `anyhow` contexts) never repeats it.
 
 use std::path::PathBuf;
 
@@ -7,9 +11,13 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     #[error("cannot read file: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     #[error("not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF)")]
     UnknownFormat,
+    #[error("not a regular file (a folder, a FIFO or a device)")]
+    NotAFile,
+    #[error("file of {bytes} bytes is over the limit of {limit} bytes for an image")]
+    FileTooLarge { bytes: u64, limit: u64 },
     #[error(
         "image is {width}x{height} ({pixels} pixels), over the limit of {limit} pixels \
          (a decompression bomb, or a larger image than imgsim accepts)"
@@ -26,15 +34,17 @@ pub enum DecodeError {
     Corrupt(String),
 }
 
+impl From<std::io::Error> for DecodeError {
+    fn from(e: std::io::Error) -> Self {
+        DecodeError::Io(e)
+    }
+}
+
 /// Everything else that can go wrong in the library.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: {source}", path.display())]
-    Decode {
-        path: PathBuf,
-        #[source]
-        source: DecodeError,
-    },
+    #[error("{}: {error}", path.display())]
+    Decode { path: PathBuf, error: DecodeError },
 
     #[error("unknown model '{name}'; known models: {known} (see `imgsim models list`)")]
     UnknownModel { name: String, known: String },
@@ -73,7 +83,36 @@ pub enum Error {
     Device(String),
 
     #[error("model computation failed: {0}")]
-    Candle(#[from] candle_core::Error),
+    Candle(candle_core::Error),
+
+    /// A `--where` filter that does not parse.
+    #[error(
+        "--where {query:?}: {reason} (fields: name, dir, ext, tag; \
+         e.g. 'name:beach* AND tag:2023 -ext:png')"
+    )]
+    Query { query: String, reason: String },
+
+    /// Another process writes to the database (the writer lock is taken).
+    #[error(
+        "index database {}: {holder} is writing to it; try again when it is done",
+        path.display()
+    )]
+    WriterBusy { path: PathBuf, holder: String },
+
+    /// A watch daemon runs on the database already.
+    #[error(
+        "index database {}: a watch daemon already runs on it ({holder}); stop it first",
+        path.display()
+    )]
+    DaemonRunning { path: PathBuf, holder: String },
+
+    /// A vector that does not fit its table (another model's, or a bug).
+    #[error("{path}: a {got}-d vector for a {want}-d table")]
+    VectorSize {
+        path: String,
+        got: usize,
+        want: usize,
+    },
 
     /// A benchmark folder or file that is not laid out as expected.
     #[error("{}: {reason}", path.display())]
@@ -86,12 +125,17 @@ pub enum Error {
     #[error(transparent)]
     Metrics(#[from] crate::eval::metrics::MetricsError),
 
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
+}
+
+impl From<candle_core::Error> for Error {
+    fn from(e: candle_core::Error) -> Self {
+        Error::Candle(e)
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

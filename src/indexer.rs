@@ -28,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::scan::{walk_library, walk_paths, Found};
 use crate::store::{FileState, ModelTable, Row};
+use crate::util::{now_seconds, path_string};
 
 /// Rows written per commit.
 pub const WRITE_BATCH: usize = 512;
@@ -193,7 +194,7 @@ pub fn sync(
                 summary.failed += 1;
                 progress.file_failed(&Error::Io {
                     path: f.path.clone(),
-                    source,
+                    cause: source,
                 });
                 continue;
             }
@@ -339,21 +340,10 @@ fn missing_row(table: &ModelTable<'_>, what: &str) -> Error {
     }
 }
 
-pub fn path_string(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
-}
-
 fn hash_file(path: &Path) -> std::io::Result<String> {
     let mut hasher = blake3::Hasher::new();
     hasher.update_reader(std::fs::File::open(path)?)?;
     Ok(hasher.finalize().to_hex().to_string())
-}
-
-/// Seconds since the Unix epoch.
-pub fn now_seconds() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ impl Preprocess {
     pub fn from_hf_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         })?;
         Self::from_hf_json(&text).map_err(|reason| Error::ModelFiles {
             path: path.to_path_buf(),

@@ -1,4 +1,6 @@
-//! Finding image files. (The incremental walk of a photo library comes with the index.)
+//! Finding image files: the images of a folder (`embed`, eval layouts), and the walk of a
+//! photo library with its skip rules (hidden entries, tools' junk folders, `--exclude`, no
+//! links), whole (`index`, a reconcile) or under some paths (the daemon's events).
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +20,7 @@ pub fn has_image_extension(path: &Path) -> bool {
 pub fn images_in(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
         path: dir.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -38,7 +40,7 @@ pub fn images_under(dir: &Path) -> Result<Vec<PathBuf>> {
     for entry in walk {
         let entry = entry.map_err(|e| Error::Io {
             path: e.path().unwrap_or(dir).to_path_buf(),
-            source: e.into(),
+            cause: e.into(),
         })?;
         if entry.file_type().is_file() && has_image_extension(entry.path()) {
             files.push(entry.into_path());
@@ -83,7 +85,7 @@ pub fn walk_library(roots: &[PathBuf], exclude: &globset::GlobSet) -> (Vec<Found
                 Err(e) => {
                     errors.push(Error::Io {
                         path: e.path().unwrap_or(root).to_path_buf(),
-                        source: e.into(),
+                        cause: e.into(),
                     });
                     continue;
                 }
@@ -99,7 +101,7 @@ pub fn walk_library(roots: &[PathBuf], exclude: &globset::GlobSet) -> (Vec<Found
                 }),
                 Err(e) => errors.push(Error::Io {
                     path: entry.path().to_path_buf(),
-                    source: e.into(),
+                    cause: e.into(),
                 }),
             }
         }
@@ -121,6 +123,16 @@ fn is_skipped(path: &Path, is_dir: bool, exclude: &globset::GlobSet) -> bool {
         || exclude.is_match(path)
 }
 
+/// Whether the walk of `root` leaves `path` out: it, or a folder between the root and it, is
+/// hidden, a junk folder or excluded. (The path itself counts as a file here; a folder that is
+/// junk is caught by [`walk_library`] when it is walked.)
+pub fn walk_skips(root: &Path, path: &Path, exclude: &globset::GlobSet) -> bool {
+    path.ancestors()
+        .take_while(|a| *a != root)
+        .enumerate()
+        .any(|(i, a)| is_skipped(a, i > 0, exclude))
+}
+
 /// Like [`walk_library`], for some paths under the roots only (what file-system events
 /// named): a folder is walked, a file is taken if it is an image the full walk would take, and
 /// a path that no longer exists yields nothing. Paths outside every root, or inside a folder
@@ -136,13 +148,7 @@ pub fn walk_paths(
         let Some(root) = roots.iter().find(|r| path.starts_with(r)) else {
             continue;
         };
-        // Every folder between the root and the path, and the path itself, must be walkable.
-        let hidden = path
-            .ancestors()
-            .take_while(|a| *a != root.as_path())
-            .enumerate()
-            .any(|(i, a)| is_skipped(a, i > 0, exclude));
-        if hidden {
+        if walk_skips(root, path, exclude) {
             continue;
         }
         let meta = match std::fs::symlink_metadata(path) {
@@ -151,7 +157,7 @@ pub fn walk_paths(
             Err(source) => {
                 errors.push(Error::Io {
                     path: path.clone(),
-                    source,
+                    cause: source,
                 });
                 continue;
             }

@@ -5,7 +5,8 @@ use imgsim::bench::{self, Figures, PeerRequest};
 use imgsim::models::{find, Family, Model, WeightsSource};
 use serde::{Deserialize, Serialize};
 
-use super::{print_json, Outcome};
+use super::common::print_json;
+use super::Outcome;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum BenchCommand {
@@ -57,7 +58,7 @@ pub struct AnnBenchArgs {
 }
 
 fn run_ann(args: AnnBenchArgs) -> anyhow::Result<Outcome> {
-    use imgsim::bench_ann::{self as ann, AnnConfig, AnnRow};
+    use imgsim::bench::ann::{self, AnnConfig, AnnRow};
     let dir = args
         .dir
         .clone()
@@ -119,7 +120,7 @@ fn run_ann(args: AnnBenchArgs) -> anyhow::Result<Outcome> {
             ann::write_f32(&query_file, &queries)?;
             std::fs::write(&truth_file, serde_json::to_string(&truth)?)?;
             drop(data);
-            let (nlist, m) = ann::ivf_pq_params(rows, args.dim);
+            let (nlist, m) = imgsim::store::ivf_pq_params(rows, args.dim);
             match ann::run_peer(&ann::AnnPeerRequest {
                 python: &args.python,
                 script: &args.peer_script,
@@ -277,7 +278,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
             args.repeat.max(1)
         } {
             end_to_end = Some(bench::end_to_end(&embedder, &paths)?);
-            if let Some((_, rss)) = bench::resident_memory_mb() {
+            if let Some((_, rss)) = imgsim::util::resident_memory_mb() {
                 rss_mb_after_each_pass.push(rss);
             }
         }
@@ -326,7 +327,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
             imgsim: ours,
             decode,
             rss_mb_after_each_pass,
-            peak_rss_mb: bench::resident_memory_mb().map(|(peak, _)| peak),
+            peak_rss_mb: imgsim::util::resident_memory_mb().map(|(peak, _)| peak),
             pytorch,
             peer_error,
         };

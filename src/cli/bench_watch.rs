@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use imgsim::daemon::{Request, Response};
 use imgsim::store::Store;
+use imgsim::watch::socket::{Request, Response};
 use serde::{Deserialize, Serialize};
 
-use super::{print_json, Outcome};
+use super::common::print_json;
+use super::Outcome;
 
 #[derive(clap::Args, Debug)]
 pub struct WatchBenchArgs {
@@ -132,7 +133,7 @@ pub fn run(args: WatchBenchArgs) -> anyhow::Result<Outcome> {
     );
     wait_until("the daemon to start", Duration::from_secs(300), || {
         matches!(
-            imgsim::daemon::ask(&db, &Request::Status, &[]),
+            imgsim::watch::socket::ask(&db, &Request::Status, &[]),
             Ok(Some(Response::Status(s))) if s.phase == "watching"
         )
     })?;
@@ -166,7 +167,7 @@ pub fn run(args: WatchBenchArgs) -> anyhow::Result<Outcome> {
     }
 
     std::thread::sleep(Duration::from_secs(3));
-    let idle_resident_bytes = imgsim::bench::resident_memory_mb_of(daemon.0.id())
+    let idle_resident_bytes = imgsim::util::resident_memory_mb_of(daemon.0.id())
         .map_or(0, |(_, current)| (current * 1024.0 * 1024.0) as u64);
 
     // `imgsim similar` as a user runs it, with the daemon and without.

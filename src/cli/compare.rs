@@ -1,11 +1,12 @@
+//! `imgsim compare`: the cosine similarity of two images under one model or all local ones.
+
 use std::path::PathBuf;
 
 use imgsim::embed::{cosine, Embedder};
-use imgsim::models::{registry, WeightsSource};
-use imgsim::weights;
 use serde::{Deserialize, Serialize};
 
-use super::{print_json, report_error, ModelArgs, Outcome};
+use super::common::{print_json, ModelArgs};
+use super::{report_error, Outcome};
 
 #[derive(clap::Args, Debug)]
 pub struct CompareArgs {
@@ -28,26 +29,11 @@ pub struct CompareLine {
 }
 
 pub fn run(args: CompareArgs) -> anyhow::Result<Outcome> {
-    let all = args.model.model_dir.is_none() && args.model.model == "all";
-    let sources: Vec<WeightsSource> = if all {
-        // Only the models already in the cache: `all` never starts gigabytes of downloads.
-        let local: Vec<WeightsSource> = registry()
-            .iter()
-            .filter(|spec| weights::cached(spec).is_ok())
-            .map(WeightsSource::Hub)
-            .chain([WeightsSource::Phash])
-            .collect();
-        if local.len() == 1 {
-            eprintln!(
-                "imgsim: no network's weights are in the Hugging Face cache ({}), so only the \
-                 phash baseline runs; fetch some with `imgsim models fetch clip dinov2`",
-                weights::cache_dir().display()
-            );
-        }
-        local
-    } else {
-        vec![args.model.source()?]
-    };
+    // The inputs first: a missing file is said before any model is loaded or fetched.
+    for image in [&args.image_a, &args.image_b] {
+        imgsim::decode::check_readable(image)?;
+    }
+    let sources = args.model.sources_or_all()?;
     let device = imgsim::device::select(args.model.device)?;
     let mut failed = false;
     for source in &sources {

@@ -3,7 +3,8 @@ use std::path::PathBuf;
 use imgsim::models::Pooling;
 use serde::{Deserialize, Serialize};
 
-use super::{print_json, progress_bar, report_file_error, ModelArgs, Outcome};
+use super::common::{print_json, progress_bar, report_file_error, ModelArgs};
+use super::Outcome;
 
 #[derive(clap::Args, Debug)]
 pub struct EmbedArgs {

@@ -5,15 +5,15 @@ use std::time::Instant;
 
 use imgsim::embed::Embedder;
 use imgsim::eval::cache::EmbeddingCache;
+use imgsim::eval::coco;
 use imgsim::eval::disc21::{self, CopyDetection, Layout, QuerySet, Selection};
 use imgsim::eval::metrics::{self, Metrics};
-use imgsim::eval::report::{self, Chart};
-use imgsim::eval::synth::{self, SynthOptions};
-use imgsim::eval::{coco, Progress};
+use imgsim::eval::report::{self, file_label, write_reports, Chart, EvalLine};
+use imgsim::eval::synth::{self, EditRecall, SynthOptions};
 use imgsim::models::{self, Model, WeightsSource};
-use serde::{Deserialize, Serialize};
 
-use super::{print_json, report_file_error, Outcome};
+use super::common::{print_json, Bar};
+use super::Outcome;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum EvalCommand {
@@ -127,90 +127,12 @@ pub struct SynthArgs {
     models: EvalModelArgs,
 }
 
-/// One `--json` line.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum EvalLine {
-    /// One model's result on a copy-detection benchmark (disc21, synth, score).
-    CopyDetection {
-        benchmark: String,
-        model: String,
-        metrics: serde_json::Value,
-        extraction: Option<serde_json::Value>,
-        predictions_file: Option<String>,
-        /// synth: recall at rank 1 per edit kind.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        recall_at_rank1_by_edit: Option<serde_json::Value>,
-    },
-    /// One model's result on COCO.
-    Retrieval {
-        benchmark: String,
-        model: String,
-        result: serde_json::Value,
-        predictions_file: String,
-    },
-    /// A model that could not run.
-    ModelFailed { model: String, error: String },
-    Summary {
-        benchmark: String,
-        references: usize,
-        queries: usize,
-        distractors: usize,
-        k: usize,
-        models: usize,
-        failed_models: usize,
-        failed_files: usize,
-        seconds: f64,
-        out: Option<String>,
-    },
-}
-
 pub fn run(command: EvalCommand) -> anyhow::Result<Outcome> {
     match command {
         EvalCommand::Disc21(args) => run_disc21(args),
         EvalCommand::Score(args) => run_score(args),
         EvalCommand::Coco(args) => run_coco(args),
         EvalCommand::Synth(args) => run_synth(args),
-    }
-}
-
-/// Draws progress on a terminal and reports unreadable files as they come.
-struct Bar {
-    bar: indicatif::ProgressBar,
-    json: bool,
-    prefix: String,
-    failed_files: usize,
-}
-
-impl Bar {
-    fn new(json: bool) -> Self {
-        Self {
-            bar: indicatif::ProgressBar::hidden(),
-            json,
-            prefix: String::new(),
-            failed_files: 0,
-        }
-    }
-}
-
-impl Progress for Bar {
-    fn start(&mut self, label: &str, total: usize) {
-        self.bar.finish_and_clear();
-        self.bar = super::progress_bar(total, self.json);
-        self.bar.set_message(format!("{}{label}", self.prefix));
-    }
-    fn advance(&mut self, n: usize) {
-        self.bar.inc(n as u64);
-    }
-    fn file_failed(&mut self, error: &imgsim::Error) {
-        self.failed_files += 1;
-        self.bar.suspend(|| report_file_error(error));
-    }
-}
-
-impl Drop for Bar {
-    fn drop(&mut self) {
-        self.bar.finish_and_clear();
     }
 }
 
@@ -222,37 +144,29 @@ struct Candidate {
 
 fn candidates(args: &EvalModelArgs) -> anyhow::Result<Vec<Candidate>> {
     anyhow::ensure!(args.k >= 1, "-k must be at least 1");
-    let mut out = Vec::new();
-    let names: Vec<String> = if !args.models.is_empty() {
-        args.models.clone()
-    } else if !args.model_dir.is_empty() {
-        vec![models::PHASH.to_string()]
-    } else {
-        let mut local: Vec<String> = models::registry()
+    let mut sources: Vec<WeightsSource> = if !args.models.is_empty() {
+        args.models
             .iter()
-            .filter(|spec| imgsim::weights::cached(spec).is_ok())
-            .map(|spec| spec.name.clone())
-            .collect();
-        local.insert(0, models::PHASH.to_string());
+            .map(|name| name.trim())
+            .filter(|name| !name.is_empty())
+            .map(models::source_for)
+            .collect::<imgsim::Result<_>>()?
+    } else if !args.model_dir.is_empty() {
+        vec![WeightsSource::Phash]
+    } else {
+        // The baseline first, then every local model.
+        let mut local = models::local_sources();
+        local.rotate_right(1);
         local
     };
-    for name in names {
-        let name = name.trim().to_string();
-        if name.is_empty() {
-            continue;
-        }
-        out.push(Candidate {
-            source: models::source_for(&name)?,
-            label: name,
-        });
-    }
-    for dir in &args.model_dir {
-        out.push(Candidate {
-            label: dir.display().to_string(),
-            source: WeightsSource::Dir(dir.clone()),
-        });
-    }
-    Ok(out)
+    sources.extend(args.model_dir.iter().cloned().map(WeightsSource::Dir));
+    Ok(sources
+        .into_iter()
+        .map(|source| Candidate {
+            label: source.label(),
+            source,
+        })
+        .collect())
 }
 
 /// Loads each model in turn and runs `each` with it; a model that cannot load is reported and
@@ -317,7 +231,7 @@ fn run_models<R>(
         let name = embedder.model().name.clone();
         bar.prefix = format!("{name}: ");
         let result = run(embedder, cache, &mut bar)?;
-        let file = out.join(format!("predictions-{}.csv", file_label(&name)));
+        let file = predictions_path(out, &name);
         metrics::write_predictions(&file, predictions_of(&result))?;
         results.push((name, result));
         Ok(())
@@ -347,19 +261,6 @@ fn out_dir(args: &EvalModelArgs, default_name: &str) -> anyhow::Result<PathBuf> 
     std::fs::create_dir_all(&dir)
         .map_err(|e| anyhow::anyhow!("cannot create the output folder {}: {e}", dir.display()))?;
     Ok(dir)
-}
-
-/// A model name fit for a file name.
-fn file_label(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 struct CopyDetectionRun {
@@ -446,7 +347,7 @@ fn metrics_json(m: &Metrics) -> serde_json::Value {
 fn finish_copy_detection(
     run: &CopyDetectionRun,
     extra_markdown: &str,
-    by_edit: Option<&dyn Fn(&str) -> serde_json::Value>,
+    by_edit: Option<&EditRecall>,
     started: Instant,
     json: bool,
 ) -> anyhow::Result<Outcome> {
@@ -467,13 +368,10 @@ fn finish_copy_detection(
             model: name.clone(),
             metrics: metrics_json(&r.metrics),
             extraction: Some(serde_json::to_value(&r.extraction).expect("serialisable")),
-            predictions_file: Some(
-                run.out
-                    .join(format!("predictions-{}.csv", file_label(name)))
-                    .display()
-                    .to_string(),
-            ),
-            recall_at_rank1_by_edit: by_edit.map(|f| f(name)),
+            predictions_file: Some(predictions_path(&run.out, name).display().to_string()),
+            recall_at_rank1_by_edit: by_edit
+                .and_then(|e| e.of_model(name))
+                .map(|recalls| serde_json::to_value(recalls).expect("serialisable")),
         })
         .chain([EvalLine::Summary {
             benchmark: run.benchmark.clone(),
@@ -488,34 +386,56 @@ fn finish_copy_detection(
             out: Some(run.out.display().to_string()),
         }])
         .collect();
-    write_reports(&run.out, &markdown, &lines)?;
+    let runs = Runs {
+        ran: run.results.len(),
+        failed_models: run.failed_models,
+        failed_files: run.failed_files,
+    };
+    let report = Report {
+        out: &run.out,
+        markdown: &markdown,
+        lines: &lines,
+        chart: "pr-curves.png",
+    };
+    finish(&report, started, json, runs)
+}
+
+/// How many models ran and what failed.
+struct Runs {
+    ran: usize,
+    failed_models: usize,
+    failed_files: usize,
+}
+
+/// What a benchmark run reports, and where.
+struct Report<'a> {
+    out: &'a Path,
+    markdown: &'a str,
+    lines: &'a [EvalLine],
+    /// The chart's file name in `out`.
+    chart: &'a str,
+}
+
+/// The end of every benchmark run: the reports written, then printed (Markdown, or the JSON
+/// lines), and the outcome.
+fn finish(report: &Report, started: Instant, json: bool, runs: Runs) -> anyhow::Result<Outcome> {
+    write_reports(report.out, report.markdown, report.lines)?;
     if json {
-        lines.iter().for_each(print_json);
+        report.lines.iter().for_each(print_json);
     } else {
-        println!("{markdown}");
+        println!("{}", report.markdown);
         println!(
-            "Predictions, pr-curves.png and report.md are in {} ({:.1} s in all).",
-            run.out.display(),
+            "Predictions, {} and report.md are in {} ({:.1} s in all).",
+            report.chart,
+            report.out.display(),
             started.elapsed().as_secs_f64()
         );
     }
-    Ok(outcome(
-        run.results.len(),
-        run.failed_models,
-        run.failed_files,
-    ))
+    Ok(outcome(runs.ran, runs.failed_models, runs.failed_files))
 }
 
-fn write_reports(out: &Path, markdown: &str, lines: &[EvalLine]) -> anyhow::Result<()> {
-    std::fs::write(out.join("report.md"), markdown)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", out.join("report.md").display()))?;
-    let json: Vec<String> = lines
-        .iter()
-        .map(|l| serde_json::to_string(l).expect("serialisable"))
-        .collect();
-    std::fs::write(out.join("report.json"), json.join("\n") + "\n")
-        .map_err(|e| anyhow::anyhow!("{}: {e}", out.join("report.json").display()))?;
-    Ok(())
+fn predictions_path(out: &Path, model: &str) -> PathBuf {
+    out.join(format!("predictions-{}.csv", file_label(model)))
 }
 
 fn outcome(ran: usize, failed_models: usize, failed_files: usize) -> Outcome {
@@ -644,10 +564,7 @@ fn run_coco(args: CocoArgs) -> anyhow::Result<Outcome> {
             benchmark: "coco".into(),
             model: name.clone(),
             result: serde_json::to_value(r).expect("serialisable"),
-            predictions_file: out
-                .join(format!("predictions-{}.csv", file_label(name)))
-                .display()
-                .to_string(),
+            predictions_file: predictions_path(&out, name).display().to_string(),
         })
         .chain([EvalLine::Summary {
             benchmark: "coco".into(),
@@ -662,18 +579,18 @@ fn run_coco(args: CocoArgs) -> anyhow::Result<Outcome> {
             out: Some(out.display().to_string()),
         }])
         .collect();
-    write_reports(&out, &markdown, &lines)?;
-    if m.json {
-        lines.iter().for_each(print_json);
-    } else {
-        println!("{markdown}");
-        println!(
-            "Predictions, precision-at-rank.png and report.md are in {} ({:.1} s in all).",
-            out.display(),
-            started.elapsed().as_secs_f64()
-        );
-    }
-    Ok(outcome(results.len(), failed_models, failed_files))
+    let runs = Runs {
+        ran: results.len(),
+        failed_models,
+        failed_files,
+    };
+    let report = Report {
+        out: &out,
+        markdown: &markdown,
+        lines: &lines,
+        chart: "precision-at-rank.png",
+    };
+    finish(&report, started, m.json, runs)
 }
 
 fn run_synth(args: SynthArgs) -> anyhow::Result<Outcome> {
@@ -719,32 +636,15 @@ fn run_synth(args: SynthArgs) -> anyhow::Result<Outcome> {
     run.failed_files += benchmark.unreadable.len();
 
     // Recall at rank 1 per edit kind: which edits each model survives.
-    let by_edit = synth::queries_by_edit(&benchmark);
-    let truth: Vec<metrics::GroundTruth> = run.selection.ground_truth.clone();
-    let ranks: Vec<(String, std::collections::HashMap<String, Option<usize>>)> = run
+    let predictions: Vec<(String, &[metrics::Prediction])> = run
         .results
         .iter()
-        .map(|(name, r)| (name.clone(), metrics::rank_by_query(&truth, &r.predictions)))
+        .map(|(name, r)| (name.clone(), r.predictions.as_slice()))
         .collect();
-    let recall = |ranks: &std::collections::HashMap<String, Option<usize>>,
-                  queries: &[&synth::SynthQuery]| {
-        let found = queries
-            .iter()
-            .filter(|q| ranks.get(&q.id).copied().flatten() == Some(0))
-            .count();
-        found as f64 / queries.len().max(1) as f64
-    };
-    let model_names: Vec<String> = ranks.iter().map(|(n, _)| n.clone()).collect();
-    let rows: Vec<(String, usize, Vec<f64>)> = by_edit
-        .iter()
-        .map(|(edit, queries)| {
-            let recalls = ranks.iter().map(|(_, r)| recall(r, queries)).collect();
-            (edit.name().to_string(), queries.len(), recalls)
-        })
-        .collect();
+    let by_edit = EditRecall::of(&benchmark, &run.selection.ground_truth, &predictions);
     let mut extra = format!(
         "\nRecall at rank 1 by edit (a query with several edits counts under each):\n\n{}",
-        report::edit_table(&model_names, &rows)
+        report::edit_table(&by_edit.models, &by_edit.rows)
     );
     extra.push_str("\nSuggested duplicate threshold (the score at precision 0.9):\n\n");
     for (name, r) in &run.results {
@@ -756,14 +656,5 @@ fn run_synth(args: SynthArgs) -> anyhow::Result<Outcome> {
             None => format!("- {name}: precision never reaches 0.9\n"),
         });
     }
-    let by_edit_json = |model: &str| -> serde_json::Value {
-        let Some(i) = model_names.iter().position(|n| n == model) else {
-            return serde_json::Value::Null;
-        };
-        rows.iter()
-            .map(|(edit, _, recalls)| (edit.clone(), serde_json::json!(recalls[i])))
-            .collect::<serde_json::Map<_, _>>()
-            .into()
-    };
-    finish_copy_detection(&run, &extra, Some(&by_edit_json), started, args.models.json)
+    finish_copy_detection(&run, &extra, Some(&by_edit), started, args.models.json)
 }

@@ -1,21 +1,24 @@
-//! Command-line definitions and the commands themselves. The library computes; this layer
-//! draws progress, prints results and turns failures into messages.
+//! Command-line definitions and the commands themselves, one file per command. The library
+//! computes; this layer draws progress, prints results and turns failures into messages.
+//! `common.rs` holds what the commands share.
 
 mod bench;
 mod bench_watch;
+mod common;
 mod compare;
 mod embed;
 mod eval;
 mod index;
 mod models;
+mod optimize;
+mod similar;
+mod status;
+mod tag;
 mod watch;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use imgsim::device::DeviceChoice;
-use imgsim::models::{Pooling, WeightsSource};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -40,14 +43,14 @@ enum Command {
     /// Keep the index equal to folders as files come, change, move and go (a daemon).
     Watch(watch::WatchArgs),
     /// The indexed images most like a picture.
-    Similar(index::SimilarArgs),
+    Similar(similar::SimilarArgs),
     /// What the index holds, per model.
-    Status(index::StatusArgs),
+    Status(status::StatusArgs),
     /// Compact the index and build or refresh its vector (IVF-PQ) index.
-    Optimize(index::OptimizeArgs),
+    Optimize(optimize::OptimizeArgs),
     /// Add, remove or list tags of indexed images (searchable with --where 'tag:...').
     #[command(subcommand)]
-    Tag(index::TagCommand),
+    Tag(tag::TagCommand),
     /// Print the embedding of each image (L2-normalised).
     Embed(embed::EmbedArgs),
     /// Cosine similarity of two images under one or more models.
@@ -62,55 +65,6 @@ enum Command {
     /// Measure throughput (a benchmark, not a test).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
-}
-
-/// Options shared by every command that loads a model.
-#[derive(clap::Args, Debug, Clone)]
-pub struct ModelArgs {
-    /// Model name or alias: clip, dinov2, clip-vit-b32, clip-vit-l14, dinov2-small,
-    /// dinov2-base, dinov2-large, or phash (the weight-free perceptual-hash baseline).
-    /// `index`, `watch` and `compare` also take `all`: every model whose weights are local, and
-    /// phash.
-    #[arg(long, short = 'm', default_value = "clip")]
-    model: String,
-    /// Load the model from this directory (Hugging Face layout: config.json,
-    /// model.safetensors, preprocessor_config.json) instead of the registry.
-    #[arg(long, value_name = "DIR")]
-    model_dir: Option<PathBuf>,
-    /// Where the model runs.
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
-    device: DeviceChoice,
-}
-
-impl ModelArgs {
-    fn source(&self) -> anyhow::Result<WeightsSource> {
-        Ok(match &self.model_dir {
-            Some(dir) => WeightsSource::Dir(dir.clone()),
-            None => imgsim::models::source_for(&self.model)?,
-        })
-    }
-
-    /// The model, or with `--model all` every registry model whose weights are local, plus
-    /// the weight-free `phash`.
-    fn sources_or_all(&self) -> anyhow::Result<Vec<WeightsSource>> {
-        if self.model_dir.is_none() && self.model.eq_ignore_ascii_case("all") {
-            let mut all: Vec<WeightsSource> = imgsim::models::registry()
-                .iter()
-                .filter(|spec| imgsim::weights::cached(spec).is_ok())
-                .map(WeightsSource::Hub)
-                .collect();
-            all.push(WeightsSource::Phash);
-            return Ok(all);
-        }
-        Ok(vec![self.source()?])
-    }
-
-    /// Loads the model on the chosen device, ready to embed.
-    fn embedder(&self, pooling: Option<Pooling>) -> anyhow::Result<imgsim::embed::Embedder> {
-        let device = imgsim::device::select(self.device)?;
-        let model = imgsim::models::Model::load(&self.source()?, pooling, &device)?;
-        Ok(imgsim::embed::Embedder::new(model, device))
-    }
 }
 
 /// How a command ended when it did not fail outright.
@@ -134,12 +88,12 @@ impl Outcome {
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     match args.command {
-        Command::Index(a) => index::run_index(a),
+        Command::Index(a) => index::run(a),
         Command::Watch(a) => watch::run(a),
-        Command::Similar(a) => index::run_similar(a),
-        Command::Status(a) => index::run_status(a),
-        Command::Tag(c) => index::run_tag(c),
-        Command::Optimize(a) => index::run_optimize(a),
+        Command::Similar(a) => similar::run(a),
+        Command::Status(a) => status::run(a),
+        Command::Tag(c) => tag::run(c),
+        Command::Optimize(a) => optimize::run(a),
         Command::Embed(a) => embed::run(a),
         Command::Compare(a) => compare::run(a),
         Command::Models(c) => models::run(c),
@@ -148,37 +102,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
 }
 
-/// `imgsim: <error>: <cause>: ...` on stderr.
+/// `imgsim: <error>: <cause>: ...` on stderr, each cause once. (The library's errors carry
+/// their causes in their own messages, and expose none as `source`: see `error.rs`.)
 pub fn report_error(err: &anyhow::Error) {
-    let mut message = format!("imgsim: {err}");
-    for cause in err.chain().skip(1) {
-        message.push_str(&format!(": {cause}"));
-    }
-    eprintln!("{message}");
-}
-
-/// One file-level problem: reported, counted, never fatal.
-pub fn report_file_error(err: &imgsim::Error) {
-    eprintln!("imgsim: {err}");
-}
-
-/// Prints one JSON line on stdout.
-pub fn print_json<T: serde::Serialize>(value: &T) {
-    println!("{}", serde_json::to_string(value).expect("serialisable"));
-}
-
-/// A progress bar on stderr when it is a terminal and output is not JSON; hidden otherwise.
-pub fn progress_bar(len: usize, json: bool) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if json || !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} images  {per_sec}  ETA {eta}  {wide_msg}",
-        )
-        .expect("valid template"),
-    );
-    bar
+    // anyhow's alternate form: the error, then each cause of its chain after `: `.
+    eprintln!("imgsim: {err:#}");
 }

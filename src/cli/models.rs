@@ -1,8 +1,9 @@
+use imgsim::models::weights;
 use imgsim::models::{find, registry, ModelSpec};
-use imgsim::weights;
 use serde::{Deserialize, Serialize};
 
-use super::{print_json, Outcome};
+use super::common::print_json;
+use super::Outcome;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ModelsCommand {
@@ -111,7 +112,19 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<Outcome> {
                     "imgsim: fetching {} ({} MB) from {}@{}",
                     spec.name, spec.weights_mb, spec.repo, spec.revision
                 );
-                let files = weights::fetch(spec)?;
+                // The library's message suggests this very command: say what to check instead.
+                let files = weights::fetch(spec).map_err(|e| match e {
+                    imgsim::Error::Fetch {
+                        model,
+                        looked_in,
+                        reason,
+                    } => anyhow::anyhow!(
+                        "could not download the weights of '{model}'\n  into: {looked_in}\n  \
+                         download failed: {reason}\n  check the network (HF_ENDPOINT names \
+                         another hub), or point commands at a local copy with --model-dir DIR"
+                    ),
+                    other => other.into(),
+                })?;
                 println!("{}\t{}", spec.name, files.weights.display());
             }
             Ok(Outcome::Done)

@@ -6,13 +6,13 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use imgsim::daemon::{ModelKey, Server};
-use imgsim::indexer::now_seconds;
-use imgsim::store::Store;
+use imgsim::store::{DaemonLock, Store};
+use imgsim::util::now_seconds;
+use imgsim::watch::socket::{self, ModelKey, Server};
 use imgsim::watch::{DaemonStatus, Report, Shared, WatchConfig};
 
-use super::index::{describe, exclude_globs, LibraryArgs};
-use super::{print_json, Outcome};
+use super::common::{print_json, LibraryArgs};
+use super::Outcome;
 
 #[derive(clap::Args, Debug)]
 pub struct WatchArgs {
@@ -42,36 +42,15 @@ fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
 
 pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
     let library = &args.library;
-    let mut roots = Vec::new();
-    for dir in &library.dirs {
-        match std::fs::canonicalize(dir) {
-            Ok(root) => {
-                anyhow::ensure!(root.is_dir(), "{}: not a folder", dir.display());
-                roots.push(root);
-            }
-            // A root that is not there yet (an unmounted drive) is watched once it appears.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let root = std::path::absolute(dir)?;
-                eprintln!(
-                    "imgsim: {}: not there (yet); it is indexed once it appears",
-                    root.display()
-                );
-                roots.push(root);
-            }
-            Err(e) => anyhow::bail!("{}: {e}", dir.display()),
-        }
-    }
-    let mut config = WatchConfig::new(roots.clone(), exclude_globs(&library.exclude)?);
+    let roots = library.roots(true)?;
+    let mut config = WatchConfig::new(roots, library.exclude()?);
     config.poll = args.poll.map(|p| seconds(p, "--poll")).transpose()?;
     config.settle = seconds(args.settle, "--settle")?;
 
     let db_dir = library.db.dir()?;
     std::fs::create_dir_all(&db_dir).map_err(|e| anyhow::anyhow!("{}: {e}", db_dir.display()))?;
     let db_dir = std::fs::canonicalize(&db_dir)?;
-    let _daemon_lock = imgsim::lock::WriterLock::acquire_daemon(
-        &db_dir,
-        &format!("imgsim watch {}", describe(&library.dirs)),
-    )?;
+    let _daemon_lock = DaemonLock::acquire(&db_dir, &library.doing("watch"))?;
 
     let device = imgsim::device::select(library.model.device)?;
     let store = Store::open(&db_dir, true)?;
@@ -117,7 +96,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
     let mut report = |r: Report| print_report(&r, json);
     let result = imgsim::watch::Daemon::new(&shared, &config, &stop, &mut report)
         .and_then(|daemon| daemon.run());
-    imgsim::daemon::remove_socket(&db_dir);
+    socket::remove_socket(&db_dir);
     result?;
     Ok(Outcome::Done)
 }

@@ -33,7 +33,7 @@ impl FileKey {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as i64);
         Ok(Self {
-            path: canonical.to_string_lossy().into_owned(),
+            path: crate::util::path_string(&canonical),
             size: meta.len(),
             mtime_ns,
         })
@@ -53,7 +53,10 @@ impl EmbeddingCache {
     pub fn open(dir: &Path, model_id: &str, dim: usize) -> Result<Self> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| Error::Io { path, source }
+            move |source| Error::Io {
+                path,
+                cause: source,
+            }
         };
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let name = format!(
@@ -121,7 +124,7 @@ impl EmbeddingCache {
             }
             writer.write_all(&record).map_err(|source| Error::Io {
                 path: self.path.clone(),
-                source,
+                cause: source,
             })?;
         }
         self.vectors.insert(key, vector);
@@ -132,7 +135,7 @@ impl EmbeddingCache {
         if let Some(writer) = &mut self.writer {
             writer.flush().map_err(|source| Error::Io {
                 path: self.path.clone(),
-                source,
+                cause: source,
             })?;
         }
         Ok(())

@@ -63,7 +63,7 @@ impl CocoSet {
         }
         let text = std::fs::read_to_string(&annotations).map_err(|source| Error::Io {
             path: annotations.clone(),
-            source,
+            cause: source,
         })?;
         let parsed: Annotations = serde_json::from_str(&text)
             .map_err(|e| dataset_error(&annotations, format!("not a COCO instances file: {e}")))?;

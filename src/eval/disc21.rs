@@ -189,14 +189,14 @@ impl Selection {
 pub fn images_by_id(dir: &Path) -> Result<Vec<Image>> {
     let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
         path: dir.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let mut images = Vec::new();
     for entry in entries {
         let path = entry
             .map_err(|source| Error::Io {
                 path: dir.to_path_buf(),
-                source,
+                cause: source,
             })?
             .path();
         if !has_image_extension(&path) {

@@ -40,11 +40,10 @@ pub struct GroundTruthFile {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{}, line {line}: {reason}", path.display())]
     Parse {
@@ -294,7 +293,7 @@ pub fn write_predictions(path: &Path, predictions: &[Prediction]) -> Result<(), 
     }
     std::fs::write(path, text).map_err(|source| MetricsError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })
 }
 
@@ -309,7 +308,7 @@ pub fn as_written(score: f32) -> f64 {
 fn read(path: &Path) -> Result<String, MetricsError> {
     std::fs::read_to_string(path).map_err(|source| MetricsError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })
 }
 

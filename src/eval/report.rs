@@ -1,16 +1,84 @@
-//! Reports: Markdown tables for people and a PNG chart of every model's curve.
+//! Reports: Markdown tables for people, JSON lines for scripts (`report.json`, `--json`), and
+//! a PNG chart of every model's curve.
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Once;
 
 use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::coco::Retrieval;
 use super::disc21::CopyDetection;
 use super::metrics::CurvePoint;
 use super::ExtractionStats;
 use crate::error::{Error, Result};
+
+/// One line of `report.json` and of `imgsim eval --json`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EvalLine {
+    /// One model's result on a copy-detection benchmark (disc21, synth, score).
+    CopyDetection {
+        benchmark: String,
+        model: String,
+        metrics: serde_json::Value,
+        extraction: Option<serde_json::Value>,
+        predictions_file: Option<String>,
+        /// synth: recall at rank 1 per edit kind.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recall_at_rank1_by_edit: Option<serde_json::Value>,
+    },
+    /// One model's result on COCO.
+    Retrieval {
+        benchmark: String,
+        model: String,
+        result: serde_json::Value,
+        predictions_file: String,
+    },
+    /// A model that could not run.
+    ModelFailed { model: String, error: String },
+    Summary {
+        benchmark: String,
+        references: usize,
+        queries: usize,
+        distractors: usize,
+        k: usize,
+        models: usize,
+        failed_models: usize,
+        failed_files: usize,
+        seconds: f64,
+        out: Option<String>,
+    },
+}
+
+/// The end of every benchmark run: `report.md` (the Markdown a person reads) and
+/// `report.json` (the same as JSON lines) in `out`.
+pub fn write_reports(out: &Path, markdown: &str, lines: &[EvalLine]) -> Result<()> {
+    let write = |name: &str, text: String| {
+        let path = out.join(name);
+        std::fs::write(&path, text).map_err(|cause| Error::Io { path, cause })
+    };
+    write("report.md", markdown.to_string())?;
+    let json: Vec<String> = lines
+        .iter()
+        .map(|l| serde_json::to_string(l).expect("serialisable"))
+        .collect();
+    write("report.json", json.join("\n") + "\n")
+}
+
+/// A model name fit for a file name (`predictions-<label>.csv`).
+pub fn file_label(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
 
 fn pct(x: f64) -> String {
     format!("{:.2}", 100.0 * x)
@@ -140,12 +208,12 @@ impl Chart<'_> {
         self.draw(&mut pixels, (width, height))
             .map_err(|e| Error::Io {
                 path: path.to_path_buf(),
-                source: std::io::Error::other(format!("drawing the chart failed: {e}")),
+                cause: std::io::Error::other(format!("drawing the chart failed: {e}")),
             })?;
         let image = image::RgbImage::from_raw(width, height, pixels).expect("buffer size");
         image.save(path).map_err(|e| Error::Io {
             path: path.to_path_buf(),
-            source: std::io::Error::other(e),
+            cause: std::io::Error::other(e),
         })
     }
 

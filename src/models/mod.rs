@@ -1,11 +1,16 @@
 //! The model registry (`models/*.toml`, one file per supported model) and model loading:
 //! a registry name, a `--model-dir`, or the real architecture with random weights.
+//!
+//! One file per network (`clip.rs`, `dinov2.rs`, `phash.rs`, configs read from the model's
+//! own `config.json`), the encoder block they share (`vit.rs`), CPU kernels (`kernels.rs`), and
+//! where the files come from (`weights.rs`).
 
 pub mod clip;
 pub mod dinov2;
 mod kernels;
 pub mod phash;
 pub mod vit;
+pub mod weights;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -16,9 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::preprocess::Preprocess;
-use crate::weights::{self, ModelFiles};
 use clip::{Clip, ClipConfig};
 use dinov2::{Dinov2, Dinov2Config, Dinov2Pooling};
+use weights::ModelFiles;
 
 /// The registry files, compiled in so that the binary needs nothing beside it.
 const REGISTRY_FILES: &[(&str, &str)] = &[
@@ -126,6 +131,25 @@ pub fn source_for(name: &str) -> Result<WeightsSource> {
     find(name).map(WeightsSource::Hub)
 }
 
+/// The word that names every local model at once (`--model all`).
+pub const ALL: &str = "all";
+
+/// Whether a model name asks for every local model (`all`, in any case).
+pub fn is_all(name: &str) -> bool {
+    name.trim().eq_ignore_ascii_case(ALL)
+}
+
+/// Every registry model whose weights are in the cache (`all` never starts gigabytes of
+/// downloads), then the weight-free `phash`.
+pub fn local_sources() -> Vec<WeightsSource> {
+    registry()
+        .iter()
+        .filter(|spec| weights::cached(spec).is_ok())
+        .map(WeightsSource::Hub)
+        .chain([WeightsSource::Phash])
+        .collect()
+}
+
 /// Where the weights of a model come from.
 #[derive(Debug, Clone)]
 pub enum WeightsSource {
@@ -137,6 +161,17 @@ pub enum WeightsSource {
     Random(&'static ModelSpec),
     /// The weight-free perceptual hash.
     Phash,
+}
+
+impl WeightsSource {
+    /// The model as a user names it: its registry name, `phash`, or the folder.
+    pub fn label(&self) -> String {
+        match self {
+            WeightsSource::Hub(spec) | WeightsSource::Random(spec) => spec.name.clone(),
+            WeightsSource::Dir(dir) => dir.display().to_string(),
+            WeightsSource::Phash => PHASH.to_string(),
+        }
+    }
 }
 
 enum Network {
@@ -336,7 +371,7 @@ fn family_of(config: &serde_json::Value) -> std::result::Result<Family, String> 
 fn read_json(path: &Path) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     serde_json::from_str(&text).map_err(|e| Error::ModelFiles {
         path: path.to_path_buf(),
@@ -364,7 +399,10 @@ fn dir_fingerprint(files: &ModelFiles) -> Result<String> {
     let mut hasher = blake3::Hasher::new();
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| Error::Io { path, source }
+        move |source| Error::Io {
+            path,
+            cause: source,
+        }
     };
     for path in [Some(&files.config), files.preprocessor.as_ref()]
         .into_iter()

@@ -24,8 +24,8 @@ fn embed_json_gives_the_reference_embeddings() {
     let mut args = vec!["embed", "--json", "--model-dir", dir.to_str().unwrap()];
     args.extend(paths.iter().map(String::as_str));
     let out = imgsim(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let lines: Vec<EmbeddingLine> = parse_lines(&stdout(&out));
+    out.assert_exit(0);
+    let lines: Vec<EmbeddingLine> = out.json_lines();
     assert_eq!(lines.len(), reference.images.len());
     for ((line, image), path) in lines.iter().zip(&reference.images).zip(&paths) {
         assert_eq!(&line.path, path, "output keeps input order");
@@ -61,11 +61,11 @@ fn a_corrupt_file_is_reported_and_the_others_are_embedded() {
         text.to_str().unwrap(),
         tmp.path().join("missing.png").to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(2), "some files failed");
-    let lines: Vec<EmbeddingLine> = parse_lines(&stdout(&out));
+    out.assert_exit(2);
+    let lines: Vec<EmbeddingLine> = out.json_lines();
     assert_eq!(lines.len(), 1);
     assert!(lines[0].path.ends_with("000000000025.jpg"));
-    let err = stderr(&out);
+    let err = out.stderr();
     assert!(
         err.contains("broken.jpg: corrupt or truncated image"),
         "{err}"
@@ -79,8 +79,8 @@ fn a_corrupt_file_is_reported_and_the_others_are_embedded() {
 #[test]
 fn missing_weights_say_how_to_fetch_them() {
     let out = imgsim(&["embed", "--model", "clip", "tests/fixtures/images/tiny.png"]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr(&out);
+    out.assert_exit(2);
+    let err = out.stderr();
     assert!(
         err.contains("weights of model 'clip-vit-b32' are not available"),
         "{err}"
@@ -96,10 +96,7 @@ fn missing_weights_say_how_to_fetch_them() {
 
 /// Runs imgsim, expecting exit code 2 and `needle` in the error message.
 fn assert_fails_with(args: &[&str], needle: &str) {
-    let out = imgsim(args);
-    assert_eq!(out.status.code(), Some(2), "{args:?}");
-    assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
-    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    imgsim(args).assert_exit(2).assert_stderr_has(needle);
 }
 
 #[test]
@@ -147,8 +144,8 @@ fn compare_scores_an_image_with_itself_and_a_different_one() {
         a.to_str().unwrap(),
         a.to_str().unwrap(),
     ]);
-    assert!(same.status.success(), "{}", stderr(&same));
-    let same: Vec<CompareLine> = parse_lines(&stdout(&same));
+    same.assert_exit(0);
+    let same: Vec<CompareLine> = same.json_lines();
     assert_eq!(same[0].model, "tiny-clip");
     assert!((same[0].cosine - 1.0).abs() < 1e-5);
     let other = imgsim(&[
@@ -159,7 +156,7 @@ fn compare_scores_an_image_with_itself_and_a_different_one() {
         a.to_str().unwrap(),
         b.to_str().unwrap(),
     ]);
-    let other: Vec<CompareLine> = parse_lines(&stdout(&other));
+    let other: Vec<CompareLine> = other.json_lines();
     assert!(other[0].cosine < 0.999, "{}", other[0].cosine);
 }
 
@@ -173,8 +170,8 @@ struct ModelLine {
 #[test]
 fn models_list_shows_every_model_and_that_only_phash_is_local() {
     let out = imgsim(&["models", "list", "--json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let lines: Vec<ModelLine> = parse_lines(&stdout(&out));
+    out.assert_exit(0);
+    let lines: Vec<ModelLine> = out.json_lines();
     let names: Vec<_> = lines.iter().map(|l| (l.name.as_str(), l.dim)).collect();
     assert_eq!(
         names,
@@ -202,16 +199,10 @@ fn a_model_in_a_python_filled_cache_is_found() {
     for file in ["config.json", "model.safetensors"] {
         std::fs::copy(model_dir("tiny-dinov2").join(file), snapshot.join(file)).unwrap();
     }
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_imgsim"))
-            .args(args)
-            .env("HF_HUB_CACHE", cache.path())
-            .env("HF_HUB_OFFLINE", "1")
-            .output()
-            .unwrap()
-    };
+    let cmd = Imgsim::new().env("HF_HUB_CACHE", cache.path().to_str().unwrap());
+    let run = |args: &[&str]| cmd.run(args);
     let out = run(&["models", "list", "--json"]);
-    let lines: Vec<ModelLine> = parse_lines(&stdout(&out));
+    let lines: Vec<ModelLine> = out.json_lines();
     let local: Vec<_> = lines
         .iter()
         .filter(|l| l.local)
@@ -229,8 +220,8 @@ fn a_model_in_a_python_filled_cache_is_found() {
         a.to_str().unwrap(),
         a.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let lines: Vec<CompareLine> = parse_lines(&stdout(&out));
+    out.assert_exit(0);
+    let lines: Vec<CompareLine> = out.json_lines();
     let models: Vec<&str> = lines.iter().map(|l| l.model.as_str()).collect();
     assert_eq!(models, ["dinov2-small", "phash"]);
     assert!(lines.iter().all(|l| (l.cosine - 1.0).abs() < 1e-5));
@@ -248,13 +239,13 @@ fn compare_all_without_local_weights_runs_phash_and_says_how_to_fetch_them() {
         a.to_str().unwrap(),
         b.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_exit(0);
     assert!(
-        stderr(&out).contains("imgsim models fetch"),
+        out.stderr().contains("imgsim models fetch"),
         "{}",
-        stderr(&out)
+        out.stderr()
     );
-    let lines: Vec<CompareLine> = parse_lines(&stdout(&out));
+    let lines: Vec<CompareLine> = out.json_lines();
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0].model, "phash");
     // Two different photos: a cosine of 1 - 2 * (differing bits) / 64, below 1.
@@ -297,8 +288,61 @@ fn a_checkpoint_missing_a_weight_is_refused_not_randomised() {
             dir.path().to_str().unwrap(),
             image.to_str().unwrap(),
         ]);
-        assert_eq!(out.status.code(), Some(2), "{model} without {tensor}");
-        assert!(stderr(&out).contains(tensor), "{}", stderr(&out));
-        assert!(stdout(&out).is_empty());
+        out.assert_exit(2);
+        assert!(out.stderr().contains(tensor), "{}", out.stderr());
+        assert!(out.stdout().is_empty());
+    }
+}
+
+#[test]
+fn each_cause_of_an_error_is_said_once() {
+    let missing = "tests/fixtures/images/no-such-photo.jpg";
+    let present = "tests/fixtures/images/tiny.png";
+    let dir = model_dir("tiny-clip");
+    let dir = dir.to_str().unwrap();
+    for args in [
+        // The default model (clip) has no weights here: the missing input is said first.
+        vec!["compare", missing, present],
+        vec!["compare", present, missing, "--model-dir", dir],
+        vec!["similar", missing],
+        vec!["embed", "--model-dir", dir, missing],
+    ] {
+        let out = imgsim(&args);
+        out.assert_exit(2);
+        let err = out.stderr();
+        assert_eq!(
+            err.matches("No such file or directory").count(),
+            1,
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("no-such-photo.jpg"), "{args:?}: {err}");
+        assert!(!err.contains("weights"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_fifo_named_like_a_photo_is_refused_not_waited_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.jpg");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let model = model_dir("tiny-clip");
+    let fifo = fifo.to_str().unwrap();
+    let present = "tests/fixtures/images/tiny.png";
+    for args in [
+        vec!["embed", "--model-dir", model.to_str().unwrap(), fifo],
+        vec![
+            "compare",
+            fifo,
+            present,
+            "--model-dir",
+            model.to_str().unwrap(),
+        ],
+    ] {
+        let out = imgsim(&args);
+        out.assert_exit(2).assert_stderr_has("not a regular file");
     }
 }

@@ -118,9 +118,9 @@ fn disc21_fixture(root: &Path) {
     std::fs::write(root.join("public_ground_truth.csv"), gt).unwrap();
 }
 
-fn eval_json(args: &[&str], dir: &Path) -> (Vec<EvalLine>, std::process::Output) {
+fn eval_json(args: &[&str], dir: &Path) -> (Vec<EvalLine>, Run) {
     let out = imgsim_in(args, dir);
-    (parse_lines(&stdout(&out)), out)
+    (out.json_lines(), out)
 }
 
 fn copy_detection(lines: &[EvalLine], wanted: &str) -> (Metrics, Extraction, PathBuf) {
@@ -169,7 +169,7 @@ fn disc21_layout_runs_end_to_end_and_reuses_its_embeddings() {
         "--json",
     ];
     let (lines, out) = eval_json(&args, dir.path());
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_exit(0);
     let Some(EvalLine::Summary {
         references,
         queries,
@@ -198,7 +198,16 @@ fn disc21_layout_runs_end_to_end_and_reuses_its_embeddings() {
     assert_eq!(phash.predictions, 5 * 6);
     // A perceptual hash survives resizing, brightening and a light blur.
     assert!(phash.recall_at_rank1 >= 0.75, "{phash:?}");
-    assert!((0.0..=1.0).contains(&phash.micro_ap));
+    // µAP as the DISC21 definition computes it, from the files themselves.
+    let expected = micro_ap(
+        &std::fs::read_to_string(root.join("public_ground_truth.csv")).unwrap(),
+        &std::fs::read_to_string(dir.path().join(&predictions)).unwrap(),
+    );
+    assert!(
+        (phash.micro_ap - expected).abs() < 1e-9,
+        "{} != {expected}",
+        phash.micro_ap
+    );
 
     // The predictions file is in the official format, and scoring it gives the same numbers.
     let predictions = dir.path().join(predictions);
@@ -217,7 +226,7 @@ fn disc21_layout_runs_end_to_end_and_reuses_its_embeddings() {
         ],
         dir.path(),
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_exit(0);
     let EvalLine::CopyDetection { metrics, .. } = &scored[0] else {
         panic!("{scored:?}")
     };
@@ -231,7 +240,7 @@ fn disc21_layout_runs_end_to_end_and_reuses_its_embeddings() {
     let mut matched = args.to_vec();
     matched[5] = "matched";
     let (lines, out) = eval_json(&matched, dir.path());
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_exit(0);
     let (_, extraction, _) = copy_detection(&lines, "tiny-dinov2");
     assert_eq!((extraction.embedded, extraction.from_cache), (0, 10));
     assert!(matches!(
@@ -264,9 +273,9 @@ fn a_corrupt_reference_is_reported_and_the_rest_evaluated() {
         ],
         dir.path(),
     );
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("R000004.jpg"), "{}", stderr(&out));
-    let report = stdout(&out);
+    out.assert_exit(2);
+    assert!(out.stderr().contains("R000004.jpg"), "{}", out.stderr());
+    let report = out.stdout();
     assert!(report.contains("| phash |"), "{report}");
 }
 
@@ -277,11 +286,12 @@ fn a_missing_layout_or_model_is_a_clear_error() {
         &["eval", "disc21", "--root", dir.path().to_str().unwrap()],
         dir.path(),
     );
-    assert_eq!(out.status.code(), Some(2));
+    out.assert_exit(2);
     assert!(
-        stderr(&out).contains("no reference folder: looked for images/references"),
+        out.stderr()
+            .contains("no reference folder: looked for images/references"),
         "{}",
-        stderr(&out)
+        out.stderr()
     );
 
     let root = dir.path().join("disc21");
@@ -300,12 +310,12 @@ fn a_missing_layout_or_model_is_a_clear_error() {
         dir.path(),
     );
     // The unknown model fails before anything runs.
-    assert_eq!(out.status.code(), Some(2));
+    out.assert_exit(2);
     assert!(lines.is_empty());
     assert!(
-        stderr(&out).contains("unknown model 'resnet'"),
+        out.stderr().contains("unknown model 'resnet'"),
         "{}",
-        stderr(&out)
+        out.stderr()
     );
 
     // A model directory that cannot load is skipped; the others still run.
@@ -322,7 +332,7 @@ fn a_missing_layout_or_model_is_a_clear_error() {
         ],
         dir.path(),
     );
-    assert_eq!(out.status.code(), Some(2));
+    out.assert_exit(2);
     assert!(lines
         .iter()
         .any(|l| matches!(l, EvalLine::ModelFailed { model, error } if model == "no/such/model" && error.contains("not a directory"))));
@@ -379,23 +389,61 @@ fn coco_layout_scores_category_retrieval() {
         ],
         dir.path(),
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_exit(0);
     let EvalLine::Retrieval { model, result } = &lines[0] else {
         panic!("{lines:?}")
     };
     assert_eq!(model, "phash");
     assert_eq!((result.k, result.pool), (5, 12));
     assert!(result.queries > 0 && result.queries <= 12);
-    for v in [
-        result.map_at_k,
-        result.precision_at_k,
-        result.chance_precision,
-    ] {
-        assert!((0.0..=1.0).contains(&v), "{result:?}");
-    }
     assert!(dir.path().join("out/precision-at-rank.png").is_file());
     let predictions =
         std::fs::read_to_string(dir.path().join("out/predictions-phash.csv")).unwrap();
+    // Precision at k and the chance level, recomputed from the predictions and annotations.
+    let mut categories: std::collections::HashMap<String, std::collections::BTreeSet<u64>> =
+        std::collections::HashMap::new();
+    for image in &images[..12] {
+        let id = image["id"].as_u64().unwrap();
+        let cats = annotations
+            .iter()
+            .filter(|a| a["image_id"].as_u64() == Some(id))
+            .map(|a| a["category_id"].as_u64().unwrap())
+            .collect();
+        categories.insert(image["file_name"].as_str().unwrap().to_string(), cats);
+    }
+    let shares = |a: &str, b: &str| !categories[a].is_disjoint(&categories[b]);
+    let (mut precision, mut chance, mut map, mut queries) = (0.0, 0.0, 0.0, 0);
+    for query in categories.keys() {
+        let relevant = categories
+            .keys()
+            .filter(|other| *other != query && shares(query, other))
+            .count();
+        if relevant == 0 {
+            continue;
+        }
+        queries += 1;
+        chance += relevant as f64 / 11.0;
+        // The file lists each query's hits best first.
+        let hits: Vec<bool> = predictions
+            .lines()
+            .skip(1)
+            .filter(|l| l.starts_with(&format!("{query},")))
+            .map(|l| shares(query, l.split(',').nth(1).unwrap()))
+            .collect();
+        let (mut found, mut ap) = (0, 0.0);
+        for (rank, hit) in hits.iter().enumerate() {
+            if *hit {
+                found += 1;
+                ap += found as f64 / (rank + 1) as f64;
+            }
+        }
+        precision += found as f64 / 5.0;
+        map += ap / relevant.min(5) as f64;
+    }
+    assert_eq!(result.queries, queries);
+    assert!((result.precision_at_k - precision / queries as f64).abs() < 1e-9);
+    assert!((result.chance_precision - chance / queries as f64).abs() < 1e-9);
+    assert!((result.map_at_k - map / queries as f64).abs() < 1e-9);
     assert_eq!(
         predictions.lines().count(),
         1 + 12 * 5,
@@ -435,7 +483,7 @@ fn synth_builds_a_deterministic_benchmark_and_reports_each_edit() {
         )
     };
     let (lines, out) = run("a");
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_exit(0);
     let bench = dir.path().join("a/benchmark");
     let gt = std::fs::read_to_string(bench.join("ground_truth.csv")).unwrap();
     // 10 queries: 3 distractors from 3 held-out photos, 7 copies of the 4 pool photos.
@@ -452,12 +500,46 @@ fn synth_builds_a_deterministic_benchmark_and_reports_each_edit() {
     else {
         panic!("{lines:?}")
     };
+    // Each edit's recall, recomputed from edits.csv and the predictions: the share of the
+    // copies carrying that edit whose reference ranks first.
+    let edits = std::fs::read_to_string(bench.join("edits.csv")).unwrap();
+    let predictions = std::fs::read_to_string(dir.path().join("a/predictions-phash.csv")).unwrap();
+    let scored: Vec<(&str, &str, f64)> = predictions
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0], f[1], f[2].parse().unwrap())
+        })
+        .collect();
+    // Rank 1 as the official metric counts it: ties count against.
+    let first = |q: &str, r: &str| {
+        let Some(&(_, _, own)) = scored.iter().find(|p| p.0 == q && p.1 == r) else {
+            return false;
+        };
+        scored.iter().all(|p| p.0 != q || p.1 == r || p.2 < own)
+    };
     assert!(!by_edit.is_empty());
-    assert!(by_edit.values().all(|r| (0.0..=1.0).contains(r)));
+    for (edit, recall) in by_edit {
+        let carrying: Vec<(&str, &str)> = edits
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .filter(|f| !f[1].is_empty() && f[2].split('+').any(|e| e == edit.as_str()))
+            .map(|f| (f[0], f[1]))
+            .collect();
+        assert!(!carrying.is_empty(), "{edit}");
+        let found = carrying.iter().filter(|(q, r)| first(q, r)).count();
+        assert!(
+            (recall - found as f64 / carrying.len() as f64).abs() < 1e-9,
+            "{edit}: {recall} vs {found}/{}",
+            carrying.len()
+        );
+    }
 
     // The same seed gives the same queries, byte for byte.
     let (_, out) = run("b");
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_exit(0);
     let other = dir.path().join("b/benchmark");
     assert_eq!(
         std::fs::read_to_string(bench.join("edits.csv")).unwrap(),
@@ -474,7 +556,7 @@ fn synth_builds_a_deterministic_benchmark_and_reports_each_edit() {
 
     // Run again in the same place: the benchmark and its embeddings are reused.
     let (lines, out) = run("a");
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_exit(0);
     let (_, extraction, _) = copy_detection(&lines, "phash");
     assert_eq!((extraction.embedded, extraction.from_cache), (0, 14));
 }
@@ -505,8 +587,8 @@ fn synth_leaves_out_unreadable_photos_and_says_which() {
         ],
         dir.path(),
     );
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    let err = stderr(&out);
+    out.assert_exit(2);
+    let err = out.stderr();
     assert!(
         err.contains("truncated.jpg") && err.contains("notes.png"),
         "{err}"
@@ -520,5 +602,36 @@ fn synth_leaves_out_unreadable_photos_and_says_which() {
             .count(),
         4
     );
-    assert!(stdout(&out).contains("| phash |"));
+    assert!(out.stdout().contains("| phash |"));
+}
+
+/// µAP as the DISC21 metric defines it (facebookresearch/isc2021, `isc/metrics.py`): every
+/// prediction pooled and sorted by score, ties with the negatives first; precision summed at
+/// each step of recall over the ground-truth pairs.
+fn micro_ap(ground_truth: &str, predictions: &str) -> f64 {
+    let truth: std::collections::HashSet<(String, String)> = ground_truth
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(','))
+        .filter(|(_, r)| !r.is_empty())
+        .map(|(q, r)| (q.to_string(), r.to_string()))
+        .collect();
+    let mut scored: Vec<(f64, bool)> = predictions
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let pair = (f[0].to_string(), f[1].to_string());
+            (f[2].parse().unwrap(), truth.contains(&pair))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let (mut tp, mut ap) = (0.0, 0.0);
+    for (i, (_, positive)) in scored.iter().enumerate() {
+        if *positive {
+            tp += 1.0;
+            ap += tp / (i + 1) as f64 / truth.len() as f64;
+        }
+    }
+    ap
 }

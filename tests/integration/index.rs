@@ -60,10 +60,12 @@ fn library(dir: &Path) -> PathBuf {
     photos
 }
 
+/// A photo library in a temporary folder, indexed with tiny-dinov2 into a database of its own.
 struct Index {
     dir: tempfile::TempDir,
     photos: PathBuf,
     model: PathBuf,
+    cmd: Imgsim,
 }
 
 impl Index {
@@ -71,6 +73,7 @@ impl Index {
         let dir = tempfile::tempdir().unwrap();
         let photos = library(dir.path());
         Self {
+            cmd: Imgsim::new().current_dir(dir.path()),
             dir,
             photos,
             model: model_dir("tiny-dinov2"),
@@ -78,30 +81,30 @@ impl Index {
     }
 
     fn db(&self) -> String {
-        self.dir.path().join("db").display().to_string()
+        self.cmd.db().display().to_string()
     }
 
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        let db = self.db();
+    /// `imgsim ARGS --model-dir tiny-dinov2` on this library's database.
+    fn run(&self, args: &[&str]) -> Run {
         let model = self.model.display().to_string();
         let mut all: Vec<&str> = args.to_vec();
-        all.extend(["--db", &db, "--model-dir", &model]);
-        imgsim_in(&all, self.dir.path())
+        all.extend(["--model-dir", &model]);
+        self.cmd.run(&all)
     }
 
-    fn index(&self) -> (IndexLine, std::process::Output) {
+    fn index(&self) -> (IndexLine, Run) {
         let photos = self.photos.display().to_string();
         let out = self.run(&["index", &photos, "--json"]);
-        let lines: Vec<IndexLine> = parse_lines(&stdout(&out));
-        assert_eq!(lines.len(), 1, "{}", stderr(&out));
+        let lines: Vec<IndexLine> = out.json_lines();
+        assert_eq!(lines.len(), 1, "{}", out.stderr());
         (lines.into_iter().next().unwrap(), out)
     }
 
     fn similar(&self, query: &Path) -> Vec<SimilarLine> {
         let query = query.display().to_string();
         let out = self.run(&["similar", &query, "-k", "3", "--json"]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        parse_lines(&stdout(&out))
+        out.assert_exit(0);
+        out.json_lines()
     }
 }
 
@@ -121,7 +124,7 @@ fn counts(l: &IndexLine) -> [usize; 7] {
 fn index_is_incremental_through_touches_renames_copies_and_deletions() {
     let ix = Index::new();
     let (first, out) = ix.index();
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_exit(0);
     assert_eq!(first.model, "tiny-dinov2");
     assert_eq!(counts(&first), [8, 0, 0, 0, 0, 0, 8]);
     assert_eq!(first.images, 8);
@@ -155,7 +158,7 @@ fn index_is_incremental_through_touches_renames_copies_and_deletions() {
     std::fs::copy(ix.photos.join(PHOTOS[2]), ix.photos.join("2023/copy.jpg")).unwrap();
     std::fs::remove_file(ix.photos.join(PHOTOS[4])).unwrap();
     let (fourth, out) = ix.index();
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_exit(0);
     assert_eq!(counts(&fourth), [1, 0, 1, 1, 6, 0, 0]);
     assert_eq!(fourth.images, 8);
 
@@ -179,8 +182,8 @@ fn index_is_incremental_through_touches_renames_copies_and_deletions() {
     assert!((score - 1.0).abs() < 1e-5);
     let db = ix.db();
     let status = imgsim_in(&["status", "--json", "--db", &db], ix.dir.path());
-    assert!(status.status.success(), "{}", stderr(&status));
-    let text = stdout(&status);
+    status.assert_exit(0);
+    let text = status.stdout();
     assert!(
         text.contains("\"images\":8") && text.contains("\"vector_index\":false"),
         "{text}"
@@ -191,7 +194,7 @@ fn index_is_incremental_through_touches_renames_copies_and_deletions() {
 fn similar_finds_the_original_of_an_edited_copy() {
     let ix = Index::new();
     let (_, out) = ix.index();
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_exit(0);
     let outside = ix.dir.path().join("edited");
     std::fs::create_dir_all(&outside).unwrap();
     for (i, name) in PHOTOS.iter().enumerate() {
@@ -232,8 +235,8 @@ fn a_corrupt_file_is_reported_and_the_rest_indexed() {
     let ix = Index::new();
     std::fs::write(ix.photos.join("broken.jpg"), b"\xFF\xD8\xFF garbage").unwrap();
     let (line, out) = ix.index();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("broken.jpg"), "{}", stderr(&out));
+    out.assert_exit(2);
+    assert!(out.stderr().contains("broken.jpg"), "{}", out.stderr());
     assert_eq!(counts(&line), [8, 0, 0, 0, 0, 1, 8]);
     assert_eq!(line.images, 8);
 }
@@ -243,8 +246,8 @@ fn similar_without_an_index_says_what_to_do() {
     let ix = Index::new();
     let query = ix.photos.join(PHOTOS[0]).display().to_string();
     let out = ix.run(&["similar", &query]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("imgsim index"), "{}", stderr(&out));
+    out.assert_exit(2);
+    assert!(out.stderr().contains("imgsim index"), "{}", out.stderr());
 
     // Indexed with another model: this one has no table yet.
     let photos = ix.photos.display().to_string();
@@ -253,10 +256,10 @@ fn similar_without_an_index_says_what_to_do() {
         &["index", &photos, "--db", &db, "--model", "phash", "--json"],
         ix.dir.path(),
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_exit(0);
     let out = ix.run(&["similar", &query]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr(&out);
+    out.assert_exit(2);
+    let err = out.stderr();
     assert!(
         err.contains("has not been indexed") && err.contains("phash"),
         "{err}"
@@ -267,22 +270,21 @@ fn similar_without_an_index_says_what_to_do() {
 fn where_narrows_results_and_tags_are_searchable_at_once() {
     let ix = Index::new();
     let (_, out) = ix.index();
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_exit(0);
     let query = ix.photos.join(PHOTOS[0]).display().to_string();
     let search = |filter: &str| -> Vec<String> {
         let out = ix.run(&["similar", &query, "-k", "3", "--json", "--where", filter]);
-        assert!(
-            out.status.success() || out.status.code() == Some(1),
-            "{}",
-            stderr(&out)
-        );
-        parse_lines::<SimilarLine>(&stdout(&out))
+        let hits: Vec<String> = out
+            .json_lines::<SimilarLine>()
             .into_iter()
             .filter_map(|l| match l {
                 SimilarLine::Hit { path, .. } => Some(path),
                 _ => None,
             })
-            .collect()
+            .collect();
+        // Exit code 1 exactly when nothing matched.
+        out.assert_exit(if hits.is_empty() { 1 } else { 0 });
+        hits
     };
     let in_2023 = search("dir:2023");
     assert_eq!(in_2023.len(), 3);
@@ -306,7 +308,7 @@ fn where_narrows_results_and_tags_are_searchable_at_once() {
         ],
         ix.dir.path(),
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.assert_exit(0);
     let mut found = search("tag:beach");
     found.sort();
     let mut expected: Vec<String> = tagged
@@ -330,14 +332,14 @@ fn where_narrows_results_and_tags_are_searchable_at_once() {
         ix.dir.path(),
     );
     assert!(
-        stdout(&out).contains("\"tags\":[\"beach\"]"),
+        out.stdout().contains("\"tags\":[\"beach\"]"),
         "{}",
-        stdout(&out)
+        out.stdout()
     );
 
     let out = ix.run(&["similar", &query, "--where", "name:("]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--where"), "{}", stderr(&out));
+    out.assert_exit(2);
+    assert!(out.stderr().contains("--where"), "{}", out.stderr());
 }
 
 #[test]
@@ -350,8 +352,118 @@ fn index_model_all_covers_every_local_model_and_phash() {
         &["index", &photos, "--db", &db, "--model", "all", "--json"],
         ix.dir.path(),
     );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let lines: Vec<IndexLine> = parse_lines(&stdout(&out));
+    out.assert_exit(0);
+    let lines: Vec<IndexLine> = out.json_lines();
     assert_eq!(lines.len(), 1);
     assert_eq!((lines[0].model.as_str(), lines[0].added), ("phash", 8));
+}
+
+#[test]
+fn a_search_that_keeps_nothing_exits_1() {
+    let ix = Index::new();
+    ix.index().1.assert_exit(0);
+    let query = ix.photos.join(PHOTOS[0]).display().to_string();
+    let hits = ix.similar(ix.photos.join(PHOTOS[0]).as_path());
+    let best = match hits.first() {
+        Some(SimilarLine::Hit { score, .. }) => *score,
+        other => panic!("{other:?}"),
+    };
+    let search = |min: f32| {
+        let min = format!("{min}");
+        ix.run(&["similar", &query, "--json", "--min-score", &min])
+    };
+    // Just under the best score: that hit only.
+    let out = search(best - 1e-4);
+    out.assert_exit(0);
+    let kept = out.json_lines::<SimilarLine>();
+    assert!(
+        matches!(kept.first(), Some(SimilarLine::Hit { .. })),
+        "{kept:?}"
+    );
+    // Just over it: nothing, exit code 1, and a summary that says so.
+    let out = search(best + 1e-4);
+    out.assert_exit(1);
+    match out.json_lines::<SimilarLine>().as_slice() {
+        [SimilarLine::Summary {
+            hits: 0,
+            indexed: 8,
+            query_indexed: true,
+        }] => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Unmounts a bind mount when the test ends, however it ends.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_database_that_cannot_be_written_still_answers_searches() {
+    let ix = Index::new();
+    ix.index().1.assert_exit(0);
+    // No filter index on disk: a read-only database must build it in memory.
+    for entry in std::fs::read_dir(ix.db()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "filters") {
+            std::fs::remove_dir_all(path).unwrap();
+        }
+    }
+    let ro = ix.dir.path().join("read-only");
+    std::fs::create_dir_all(&ro).unwrap();
+    let mount = |args: &[&str]| {
+        std::process::Command::new("mount")
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let ro_arg = ro.to_str().unwrap();
+    if !mount(&["--bind", &ix.db(), ro_arg]) {
+        eprintln!("skipped: a read-only bind mount needs root (mount --bind failed)");
+        return;
+    }
+    let _unmount = Mounted(ro.clone());
+    assert!(
+        mount(&["-o", "remount,bind,ro", ro_arg]),
+        "remount read-only"
+    );
+    assert!(
+        std::fs::write(ro.join("probe"), "x").is_err(),
+        "the mount is read-only"
+    );
+
+    let query = ix.photos.join(PHOTOS[0]).display().to_string();
+    let model = ix.model.display().to_string();
+    let out = ix.cmd.run(&[
+        "similar",
+        &query,
+        "--db",
+        ro_arg,
+        "--model-dir",
+        &model,
+        "--where",
+        "dir:2023",
+        "--json",
+    ]);
+    out.assert_exit(0);
+    let hits: Vec<String> = out
+        .json_lines::<SimilarLine>()
+        .into_iter()
+        .filter_map(|l| match l {
+            SimilarLine::Hit { path, .. } => Some(path),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(hits.len(), 4, "{hits:?}");
+    assert!(hits.iter().all(|p| p.contains("/2023/")), "{hits:?}");
+    ix.cmd.run(&["status", "--db", ro_arg]).assert_exit(0);
+    let photos = ix.photos.display().to_string();
+    ix.cmd
+        .run(&["index", &photos, "--db", ro_arg, "--model-dir", &model])
+        .assert_exit(2)
+        .assert_stderr_has("Read-only file system");
 }

@@ -30,6 +30,7 @@ fn embed_reference_images(embedder: &Embedder, reference: &Reference) -> Vec<Vec
 fn check_embeddings(model: &str) {
     let reference = reference(model);
     let ours = embed_reference_images(&embedder(model, None), &reference);
+    assert_eq!(ours.len(), reference.images.len());
     for (image, ours) in reference.images.iter().zip(&ours) {
         assert!(
             within_parity_bound(image, ours, &image.embedding),
@@ -56,6 +57,7 @@ fn dinov2_cls_pooling_is_the_pooler_output() {
     let reference = reference("tiny-dinov2");
     let ours = embed_reference_images(&embedder("tiny-dinov2", Some(Pooling::Cls)), &reference);
     for (image, ours) in reference.images.iter().zip(&ours) {
+        assert_eq!(image.embedding_cls.len(), ours.len(), "{}", image.image);
         assert!(
             within_parity_bound(image, ours, &image.embedding_cls),
             "{}",
@@ -69,7 +71,10 @@ fn resize_and_crop_match_pil_for_png_inputs() {
     for model in ["tiny-clip", "tiny-dinov2"] {
         let preprocess =
             Preprocess::from_hf_file(&model_dir(model).join("preprocessor_config.json")).unwrap();
-        for image in reference(model).images.iter().filter(|i| i.is_png()) {
+        let reference = reference(model);
+        let pngs: Vec<&RefImage> = reference.images.iter().filter(|i| i.is_png()).collect();
+        assert!(!pngs.is_empty());
+        for image in pngs {
             let decoded = imgsim::decode::decode_file(&image.path()).unwrap();
             let ours = preprocess.resize_and_crop(&decoded);
             let theirs = reference_crop(model, image);
@@ -106,6 +111,8 @@ fn same_pixel_values_give_the_same_embedding() {
             .embed_pixel_values(&tensors["pixel_values"])
             .unwrap();
         let theirs: Vec<Vec<f32>> = tensors["embedding"].to_vec2().unwrap();
+        assert_eq!(ours[0].len(), theirs[0].len(), "{model}");
+        assert!(!ours[0].is_empty(), "{model}");
         let max_diff = ours[0]
             .iter()
             .zip(&theirs[0])
@@ -270,6 +277,12 @@ fn phash_matches_imagehash() {
             (rel, path)
         })
         .unzip();
+    let pngs = names.iter().filter(|n| n.ends_with(".png")).count();
+    assert!(
+        pngs >= 3 && names.len() - pngs >= 3,
+        "too few phash references: {pngs} PNG of {}",
+        names.len()
+    );
     let mut ours = vec![0u64; paths.len()];
     embedder
         .embed_files(&paths, |i, r| {

@@ -52,12 +52,24 @@ impl RefImage {
     }
 }
 
+/// The reference's embeddings of the fixture images. A parity check over no images would pass
+/// without checking anything: the list must hold PNGs and JPEGs.
 pub fn reference(model: &str) -> Reference {
     let path = fixtures()
         .join("reference")
         .join(model)
         .join("embeddings.json");
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    let reference: Reference =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let pngs = reference.images.iter().filter(|i| i.is_png()).count();
+    assert!(
+        pngs >= 3 && reference.images.len() - pngs >= 3,
+        "{}: too few reference images ({pngs} PNG of {})",
+        path.display(),
+        reference.images.len()
+    );
+    assert!(reference.images.iter().all(|i| !i.embedding.is_empty()));
+    reference
 }
 
 pub fn reference_crop(model: &str, image: &RefImage) -> image::RgbImage {
@@ -93,28 +105,130 @@ pub fn within_parity_bound(image: &RefImage, ours: &[f32], reference: &[f32]) ->
     }
 }
 
-/// `imgsim ARGS...` with an empty, private Hugging Face cache and no network use.
-pub fn imgsim(args: &[&str]) -> Output {
-    imgsim_in(args, &root())
+/// `imgsim` as a test runs it (ripgrep's `TestCommand`): an empty, private Hugging Face
+/// cache, no network, and a database of its own in a temporary folder (`IMGSIM_DB`; a `--db`
+/// in the arguments wins).
+pub struct Imgsim {
+    cwd: PathBuf,
+    db: tempfile::TempDir,
+    env: Vec<(String, String)>,
 }
 
-pub fn imgsim_in(args: &[&str], dir: &Path) -> Output {
-    let cache = std::env::temp_dir().join("imgsim-tests-empty-hf-cache");
-    Command::new(env!("CARGO_BIN_EXE_imgsim"))
-        .args(args)
-        .current_dir(dir)
-        .env("HF_HUB_CACHE", &cache)
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .expect("run imgsim")
+impl Imgsim {
+    pub fn new() -> Self {
+        Self {
+            cwd: root(),
+            db: tempfile::tempdir().expect("a temporary folder"),
+            env: Vec::new(),
+        }
+    }
+
+    /// Runs in `dir` instead of the repository's root.
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.cwd = dir.to_path_buf();
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// The database folder the commands use.
+    pub fn db(&self) -> PathBuf {
+        self.db.path().join("db")
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let cache = std::env::temp_dir().join("imgsim-tests-empty-hf-cache");
+        let out = Command::new(env!("CARGO_BIN_EXE_imgsim"))
+            .args(args)
+            .current_dir(&self.cwd)
+            .env("HF_HUB_CACHE", &cache)
+            .env("HF_HUB_OFFLINE", "1")
+            .env("IMGSIM_DB", self.db())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("run imgsim");
+        Run {
+            out,
+            args: args.join(" "),
+        }
+    }
 }
 
-pub fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
+/// One finished run of `imgsim`, with the checks scenarios make.
+pub struct Run {
+    pub out: Output,
+    args: String,
 }
 
-pub fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+/// A run of a command built by hand (a daemon, a second process).
+impl From<Output> for Run {
+    fn from(out: Output) -> Self {
+        Run {
+            out,
+            args: "(a command built by the test)".into(),
+        }
+    }
+}
+
+impl std::ops::Deref for Run {
+    type Target = Output;
+    fn deref(&self) -> &Output {
+        &self.out
+    }
+}
+
+impl Run {
+    /// Checks the exit code (0 done, 1 nothing found, 2 error) and that nothing panicked;
+    /// says what ran and what it printed when not.
+    pub fn assert_exit(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.out.status.code(),
+            Some(code),
+            "imgsim {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.args,
+            self.stdout(),
+            self.stderr()
+        );
+        assert!(!self.stderr().contains("panicked"), "{}", self.stderr());
+        self
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+
+    /// Standard output as JSON lines, each parsed into `T`.
+    pub fn json_lines<T: for<'a> Deserialize<'a>>(&self) -> Vec<T> {
+        parse_lines(&self.stdout())
+    }
+
+    /// Checks that standard error says `needle`.
+    pub fn assert_stderr_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr().contains(needle),
+            "imgsim {}: no {needle:?} in\n{}",
+            self.args,
+            self.stderr()
+        );
+        self
+    }
+}
+
+/// `imgsim ARGS...` in the repository's root (see [`Imgsim`]).
+pub fn imgsim(args: &[&str]) -> Run {
+    Imgsim::new().run(args)
+}
+
+/// `imgsim ARGS...` in `dir`.
+pub fn imgsim_in(args: &[&str], dir: &Path) -> Run {
+    Imgsim::new().current_dir(dir).run(args)
 }
 
 /// JSON Lines output parsed back into typed messages.

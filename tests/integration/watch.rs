@@ -78,8 +78,8 @@ impl Daemon {
     fn wait_idle(&self, db: &Path) {
         wait_for("the daemon to be idle", BOUND, || {
             matches!(
-                imgsim::daemon::ask(db, &imgsim::daemon::Request::Status, &[]),
-                Ok(Some(imgsim::daemon::Response::Status(s))) if s.idle && s.phase == "watching"
+                imgsim::watch::socket::ask(db, &imgsim::watch::socket::Request::Status, &[]),
+                Ok(Some(imgsim::watch::socket::Response::Status(s))) if s.idle && s.phase == "watching"
             )
         });
     }
@@ -410,17 +410,31 @@ fn a_second_daemon_on_the_same_database_is_refused() {
         .arg("--model-dir")
         .arg(model_dir("tiny-dinov2"))
         .output()
+        .map(Run::from)
         .unwrap();
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "refused at once"
     );
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr(&out);
+    out.assert_exit(2);
+    let err = out.stderr();
     assert!(
         err.contains("already runs") && err.contains(&format!("pid {}", first.child.id())),
         "{err}"
     );
+}
+
+#[test]
+fn a_daemon_whose_database_is_deleted_stops_instead_of_starting_anew() {
+    let w = Watched::new(1, 0);
+    let mut daemon = w.start_watching();
+    std::fs::remove_dir_all(w.db()).unwrap();
+    wait_for("the daemon to stop", Duration::from_secs(10), || {
+        matches!(daemon.child.try_wait(), Ok(Some(_)))
+    });
+    assert_eq!(daemon.child.wait().unwrap().code(), Some(2));
+    assert!(matches!(daemon.reports().last(), Some(Report::Stopped)));
+    assert!(!w.db().exists(), "no new partial database");
 }
 
 #[test]
@@ -443,13 +457,13 @@ fn similar_and_status_go_through_the_daemon_and_agree_with_direct_use() {
         ];
         args.extend(extra);
         let out = imgsim(&args);
-        assert!(out.status.success(), "{}", stderr(&out));
-        stdout(&out)
+        out.assert_exit(0);
+        out.stdout()
     };
     assert_eq!(run(&[]), run(&["--no-daemon"]));
 
     let status = imgsim(&["status", "--json", "--db", &db]);
-    let text = stdout(&status);
+    let text = status.stdout();
     assert!(
         text.contains("\"type\":\"daemon\",\"running\":true")
             && text.contains(&format!("\"pid\":{}", daemon.child.id())),
@@ -464,8 +478,90 @@ fn similar_and_status_go_through_the_daemon_and_agree_with_direct_use() {
         daemon.child.try_wait().unwrap().is_some()
     });
     println!("stopped in {:?}", started.elapsed());
-    let text = stdout(&imgsim(&["status", "--json", "--db", &db]));
+    let text = imgsim(&["status", "--json", "--db", &db]).stdout();
     assert!(text.contains("\"running\":false"), "{text}");
+}
+
+#[test]
+fn clients_that_hold_every_slot_neither_break_queries_nor_stay_forever() {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    let w = Watched::new(3, 0);
+    let _daemon = w.start_watching();
+    w.wait_until_in_sync(BOUND);
+    let db = w.db().display().to_string();
+    let model = model_dir("tiny-dinov2").display().to_string();
+    let query = w.staged_query();
+    let similar = |extra: &[&str]| {
+        let mut args = vec![
+            "similar",
+            &query,
+            "--db",
+            &db,
+            "--model-dir",
+            &model,
+            "--json",
+        ];
+        args.extend(extra);
+        let out = imgsim(&args);
+        out.assert_exit(0);
+        out.stdout()
+    };
+    let direct = similar(&["--no-daemon"]);
+    let socket = w.db().join("daemon.sock");
+    // A client that trickles a byte every second, which a per-read timeout would never end.
+    let mut trickler = UnixStream::connect(&socket).unwrap();
+    let trickle = std::thread::spawn(move || {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if trickler.write_all(b" ").is_err() {
+                return started.elapsed();
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        started.elapsed()
+    });
+    // More idle clients than the daemon serves at once, each sending half a request line.
+    let mut idle: Vec<UnixStream> = (0..80)
+        .map(|_| {
+            let mut s = UnixStream::connect(&socket).unwrap();
+            s.write_all(b"{\"op\":").unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // A query now is answered, by the daemon or directly, with the same hits.
+    let started = Instant::now();
+    assert_eq!(similar(&[]), direct);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    // The daemon cuts the idle clients off after its request time (10 s): each gets an
+    // answer or an end of stream, none hangs.
+    let started = Instant::now();
+    for s in &mut idle {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(
+            answer.is_empty() || answer.contains("\"type\":\""),
+            "{answer}"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    let trickled = trickle.join().unwrap();
+    assert!(
+        trickled < Duration::from_secs(15),
+        "cut off after {trickled:?}"
+    );
+    // And it still answers.
+    assert_eq!(similar(&[]), direct);
 }
 
 impl Watched {
@@ -534,7 +630,7 @@ fn check_filters_match_the_table(db: &Path) {
         let info = store.tables().unwrap().into_iter().next().unwrap();
         let table = store.table(&info.model_id).unwrap().unwrap();
         let dir = db.join(format!("{}.filters", info.table));
-        let Ok(filters) = imgsim::filter::FilterIndex::open(&dir) else {
+        let Ok(filters) = imgsim::store::FilterIndex::open(&dir) else {
             return false;
         };
         let version = table.version().unwrap();

@@ -11,6 +11,20 @@
 //! that fails to decode right after it appeared is tried again with backoff before it is
 //! reported. A watched root that disappears (an unmounted drive) keeps its rows until it is
 //! back and a reconcile decides.
+//!
+//! - `mod.rs`: the daemon's loop and its passes
+//! - `follower.rs`: the event source (notifications or polling) and what an event says
+//! - `queue.rs`: when a queued path is complete, when a batch is due, retries (pure rules)
+//! - `roots.rs`: whether a root is there (an unmounted drive is not an empty library)
+//! - `socket.rs`: the query socket (`similar`, `status`) and its client
+//! - `status.rs`: the daemon's state as `imgsim status` shows it
+
+mod follower;
+mod queue;
+mod roots;
+#[cfg(unix)]
+pub mod socket;
+mod status;
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -19,20 +33,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind};
-use notify::{EventKind, RecursiveMode};
-use notify_debouncer_full::{
-    new_debouncer_opt, DebounceEventResult, Debouncer, NoCache, RecommendedCache,
-};
+use notify_debouncer_full::DebounceEventResult;
 use serde::{Deserialize, Serialize};
 
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
-use crate::indexer::{self, now_seconds, IndexSummary, Pass, Scope};
-use crate::lock::WriterLock;
+use crate::indexer::{self, IndexSummary, Pass, Scope};
 use crate::progress::Progress;
 use crate::scan::Found;
-use crate::store::Store;
+use crate::store::{Store, WriterLock};
+use crate::util::path_string;
+use follower::{is_out_of_watches, writing_of, Follower};
+use queue::{Queue, Timing};
+use roots::{Identity, Presence};
+pub use status::{DaemonStatus, RootStatus, Stamped};
 
 /// How the daemon waits, batches and retries. The defaults suit a desktop photo folder.
 #[derive(Debug, Clone)]
@@ -114,40 +128,15 @@ pub enum Report {
     Stopped,
 }
 
-/// The daemon's state, as `imgsim status` shows it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct DaemonStatus {
-    pub pid: u32,
-    /// Seconds since the Unix epoch.
-    pub started_at: i64,
-    pub roots: Vec<RootStatus>,
-    pub models: Vec<String>,
-    /// `events` or `polling every N s`.
-    pub mode: String,
-    /// `starting`, `reconciling`, `watching` or `stopping`.
-    pub phase: String,
-    /// Paths waiting to be compared with the disk.
-    pub queue: usize,
-    /// Nothing queued and no pass running: the index equals what the daemon has seen.
-    pub idle: bool,
-    pub last_event: Option<Stamped>,
-    pub last_error: Option<Stamped>,
-    /// Files added, updated, moved or removed since the start.
-    pub changes: u64,
-    pub resident_bytes: u64,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct RootStatus {
-    pub path: String,
-    pub present: bool,
-}
-
-/// A message and when it happened (seconds since the Unix epoch).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Stamped {
-    pub what: String,
-    pub at: i64,
+impl WatchConfig {
+    fn timing(&self) -> Timing {
+        Timing {
+            settle: self.settle,
+            open_write_limit: self.open_write_limit,
+            batch_wait: self.batch_wait,
+            batch_max: self.batch_max,
+        }
+    }
 }
 
 /// Everything the daemon shares with its query server.
@@ -158,140 +147,6 @@ pub struct Shared {
     /// Filter (tantivy) rebuilds must not run twice at once.
     pub filters: Mutex<()>,
 }
-
-/// What is known of a file's completeness.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Writing {
-    /// Opened for writing and not closed yet (events say so).
-    Open,
-    /// Closed after its last write.
-    Closed,
-    /// No word either way (moved in, polled, metadata change).
-    Unknown,
-}
-
-#[derive(Debug, Clone)]
-struct Queued {
-    writing: Writing,
-    /// Last time an event or a change of size or mtime was seen.
-    changed: Instant,
-    /// (size, mtime) at the last look; `None`: missing, or a folder.
-    seen: Option<(u64, i64)>,
-    attempts: u32,
-    not_before: Instant,
-}
-
-impl Queued {
-    fn new(now: Instant) -> Self {
-        Self {
-            writing: Writing::Unknown,
-            changed: now,
-            seen: None,
-            attempts: 0,
-            not_before: now,
-        }
-    }
-}
-
-/// The event source: the platform's notifications, or polling.
-enum Follower {
-    Events(Debouncer<notify::RecommendedWatcher, RecommendedCache>),
-    Poll(Debouncer<notify::PollWatcher, NoCache>),
-}
-
-impl Follower {
-    /// The debounce window: bursts within it arrive as one batch of events.
-    const DEBOUNCE: Duration = Duration::from_millis(200);
-
-    fn start(
-        poll: Option<Duration>,
-        tx: crossbeam_channel::Sender<DebounceEventResult>,
-    ) -> Result<Self> {
-        let handler = move |result: DebounceEventResult| {
-            let _ = tx.send(result);
-        };
-        let follower = match poll {
-            None => Follower::Events(
-                new_debouncer_opt::<_, notify::RecommendedWatcher, _>(
-                    Self::DEBOUNCE,
-                    None,
-                    handler,
-                    RecommendedCache::new(),
-                    notify::Config::default(),
-                )
-                .map_err(watch_error)?,
-            ),
-            Some(every) => Follower::Poll(
-                new_debouncer_opt::<_, notify::PollWatcher, _>(
-                    Self::DEBOUNCE,
-                    None,
-                    handler,
-                    NoCache,
-                    notify::Config::default().with_poll_interval(every),
-                )
-                .map_err(watch_error)?,
-            ),
-        };
-        Ok(follower)
-    }
-
-    fn watch(&mut self, root: &Path) -> notify::Result<()> {
-        match self {
-            Follower::Events(d) => d.watch(root, RecursiveMode::Recursive),
-            Follower::Poll(d) => d.watch(root, RecursiveMode::Recursive),
-        }
-    }
-
-    fn unwatch(&mut self, root: &Path) {
-        let _ = match self {
-            Follower::Events(d) => d.unwatch(root),
-            Follower::Poll(d) => d.unwatch(root),
-        };
-    }
-
-    /// Whether close-after-write is reported (Linux's inotify does; polling does not).
-    fn reports_close(&self) -> bool {
-        matches!(self, Follower::Events(_)) && cfg!(target_os = "linux")
-    }
-}
-
-fn watch_error(e: notify::Error) -> Error {
-    Error::Io {
-        path: e.paths.first().cloned().unwrap_or_default(),
-        source: std::io::Error::other(e.to_string()),
-    }
-}
-
-fn is_out_of_watches(e: &notify::Error) -> bool {
-    matches!(e.kind, notify::ErrorKind::MaxFilesWatch)
-        || matches!(&e.kind, notify::ErrorKind::Io(io) if io.raw_os_error() == Some(28))
-}
-
-/// A root's identity (device and inode): an empty folder with another identity where a root
-/// was is an unmounted drive's mount point, not a root whose photos were all deleted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct Identity {
-    dev: u64,
-    ino: u64,
-}
-
-fn identity(meta: &std::fs::Metadata) -> Identity {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        Identity {
-            dev: meta.dev(),
-            ino: meta.ino(),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = meta;
-        Identity { dev: 0, ino: 0 }
-    }
-}
-
-const IDENTITIES: &str = "watch-roots.json";
 
 /// The daemon's loop. Returns when `stop` is set (after writing what it holds).
 pub struct Daemon<'a> {
@@ -304,7 +159,7 @@ pub struct Daemon<'a> {
     tx: crossbeam_channel::Sender<DebounceEventResult>,
     present: Vec<bool>,
     identities: HashMap<String, Identity>,
-    queue: HashMap<PathBuf, Queued>,
+    queue: Queue,
     /// Roots to reconcile (all of them after an overflow; one that came back).
     reconcile: HashSet<PathBuf>,
     writes_since_compact: usize,
@@ -325,10 +180,7 @@ impl<'a> Daemon<'a> {
     ) -> Result<Self> {
         let (tx, events) = crossbeam_channel::unbounded();
         let follower = Follower::start(config.poll, tx.clone())?;
-        let identities = std::fs::read_to_string(shared.store.dir().join(IDENTITIES))
-            .ok()
-            .and_then(|text| serde_json::from_str(&text).ok())
-            .unwrap_or_default();
+        let identities = roots::load_identities(shared.store.dir());
         let daemon = Self {
             shared,
             config,
@@ -339,7 +191,7 @@ impl<'a> Daemon<'a> {
             tx,
             present: vec![false; config.roots.len()],
             identities,
-            queue: HashMap::new(),
+            queue: Queue::default(),
             reconcile: config.roots.iter().cloned().collect(),
             writes_since_compact: 0,
             last_compact: Instant::now(),
@@ -348,7 +200,7 @@ impl<'a> Daemon<'a> {
             failures_in_a_row: 0,
         };
         daemon.set_status(|s| {
-            s.mode = daemon_mode(config.poll);
+            s.mode = status::mode(config.poll);
             s.phase = "starting".into();
         });
         Ok(daemon)
@@ -366,12 +218,16 @@ impl<'a> Daemon<'a> {
         self.check_roots(true);
         self.set_status(|s| s.phase = "reconciling".into());
         self.run_reconciles()?;
-        let roots = self.config.roots.iter().map(|r| display(r)).collect();
-        let mode = daemon_mode(self.config.poll);
+        let roots = self.config.roots.iter().map(|r| path_string(r)).collect();
+        let mode = status::mode(self.config.poll);
         (self.report)(Report::Watching { roots, mode });
         self.set_status(|s| s.phase = "watching".into());
         let tick = Duration::from_millis(100);
         let mut last_root_check = Instant::now();
+        // The database folder the daemon holds: if it is deleted or replaced, the daemon stops
+        // rather than build a new partial database beside a second daemon.
+        let db_lock = self.shared.store.dir().join("daemon.lock");
+        let db_identity = roots::identity_of(&db_lock);
         while !self.stop.load(Ordering::Relaxed) {
             match self.events.recv_timeout(tick) {
                 Ok(result) => self.take_events(result),
@@ -382,6 +238,16 @@ impl<'a> Daemon<'a> {
                 self.take_events(result);
             }
             if last_root_check.elapsed() >= Duration::from_millis(500) {
+                if roots::identity_of(&db_lock) != db_identity {
+                    self.set_status(|s| s.phase = "stopping".into());
+                    (self.report)(Report::Stopped);
+                    return Err(Error::Store {
+                        path: self.shared.store.dir().to_path_buf(),
+                        reason: "the database folder was deleted or replaced while the daemon \
+                                 ran; stopping (start `imgsim watch` again to index anew)"
+                            .into(),
+                    });
+                }
                 self.check_roots(false);
                 last_root_check = Instant::now();
             }
@@ -395,12 +261,12 @@ impl<'a> Daemon<'a> {
             };
             self.after_pass(result);
             self.compact_if_due()?;
-            let queue = self.queue.len();
+            let (queued, idle) = (self.queue.len(), self.queue.is_empty());
             self.set_status(|s| {
-                s.queue = queue;
-                s.idle = queue == 0;
+                s.queue = queued;
+                s.idle = idle;
             });
-            if queue == 0 && self.busy {
+            if idle && self.busy {
                 self.busy = false;
                 (self.report)(Report::Idle);
             }
@@ -415,23 +281,16 @@ impl<'a> Daemon<'a> {
     fn check_roots(&mut self, first: bool) {
         let mut identities_changed = false;
         for (i, root) in self.config.roots.iter().enumerate() {
-            let key = display(root);
-            let now_present = match std::fs::metadata(root) {
-                Ok(meta) if meta.is_dir() => {
-                    let id = identity(&meta);
-                    let empty = std::fs::read_dir(root).map_or(true, |mut d| d.next().is_none());
-                    match self.identities.get(&key) {
-                        // Another, empty folder where the root was: a mount point.
-                        Some(known) if *known != id && empty => false,
-                        Some(known) if *known == id => true,
-                        _ => {
-                            self.identities.insert(key.clone(), id);
-                            identities_changed = true;
-                            true
-                        }
-                    }
+            let key = path_string(root);
+            let known = self.identities.get(&key).copied();
+            let now_present = match roots::judge(known, roots::look(root)) {
+                Presence::Present => true,
+                Presence::PresentFirstSeen(id) => {
+                    self.identities.insert(key.clone(), id);
+                    identities_changed = true;
+                    true
                 }
-                _ => false,
+                Presence::Absent => false,
             };
             if now_present == self.present[i] && !first {
                 continue;
@@ -451,7 +310,7 @@ impl<'a> Daemon<'a> {
                 self.reconcile.insert(root.clone());
             } else {
                 self.follower.unwatch(root);
-                self.queue.retain(|p, _| !p.starts_with(root));
+                self.queue.forget_under(root);
                 self.reconcile.remove(root);
                 (self.report)(Report::RootMissing { root: key.clone() });
             }
@@ -462,21 +321,19 @@ impl<'a> Daemon<'a> {
             .iter()
             .zip(&self.present)
             .map(|(r, p)| RootStatus {
-                path: display(r),
+                path: path_string(r),
                 present: *p,
             })
             .collect();
         self.set_status(|s| s.roots = roots);
         if identities_changed {
-            let path = self.shared.store.dir().join(IDENTITIES);
-            let tmp = path.with_extension("json.tmp");
-            let text = serde_json::to_string_pretty(&self.identities).expect("serialisable");
-            let _ = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path));
+            // Best effort: without the file, the next start sees every root anew.
+            let _ = roots::save_identities(self.shared.store.dir(), &self.identities);
         }
     }
 
     fn fall_back_to_polling(&mut self, e: &notify::Error) {
-        if matches!(self.follower, Follower::Poll(_)) {
+        if self.follower.is_polling() {
             return;
         }
         let every = Duration::from_secs(30);
@@ -500,18 +357,13 @@ impl<'a> Daemon<'a> {
                 }
             }
         }
-        self.set_status(|s| s.mode = daemon_mode(Some(every)));
+        self.set_status(|s| s.mode = status::mode(Some(every)));
         self.reconcile.extend(self.config.roots.iter().cloned());
     }
 
     fn warn(&mut self, message: String) {
-        let at = now_seconds();
-        self.set_status(|s| {
-            s.last_error = Some(Stamped {
-                what: message.clone(),
-                at,
-            })
-        });
+        let stamped = Stamped::now(message.clone());
+        self.set_status(|s| s.last_error = Some(stamped));
         (self.report)(Report::Warning { message });
     }
 
@@ -541,43 +393,22 @@ impl<'a> Daemon<'a> {
                 self.reconcile.extend(self.config.roots.iter().cloned());
                 continue;
             }
-            let writing = match event.kind {
-                EventKind::Access(AccessKind::Close(AccessMode::Write)) => Writing::Closed,
-                EventKind::Access(_) | EventKind::Other => continue,
-                EventKind::Create(CreateKind::File) | EventKind::Modify(ModifyKind::Data(_))
-                    if reports_close =>
-                {
-                    Writing::Open
-                }
-                _ => Writing::Unknown,
+            let Some(writing) = writing_of(&event.kind, reports_close) else {
+                continue;
             };
             for path in &event.paths {
                 if !self.wanted(path) {
                     continue;
                 }
-                let kind = format!("{:?}", event.kind);
-                let what = format!("{kind} {}", path.display());
-                self.set_status(|s| {
-                    s.last_event = Some(Stamped {
-                        what,
-                        at: now_seconds(),
-                    })
-                });
-                let queued = self
-                    .queue
-                    .entry(path.clone())
-                    .or_insert_with(|| Queued::new(now));
-                queued.changed = now;
-                match writing {
-                    Writing::Unknown if queued.writing == Writing::Open => {}
-                    w => queued.writing = w,
-                }
+                let what = format!("{:?} {}", event.kind, path.display());
+                self.set_status(|s| s.last_event = Some(Stamped::now(what)));
+                self.queue.note(path, writing, now);
             }
         }
     }
 
-    /// A path worth a look: under a present root, not hidden or excluded, and an image or
-    /// possibly a folder (a missing path may have been one).
+    /// A path worth a look: under a present root, not skipped by the library walk's rules,
+    /// and an image or possibly a folder (a missing path may have been one).
     fn wanted(&self, path: &Path) -> bool {
         let Some(i) = self.config.roots.iter().position(|r| path.starts_with(r)) else {
             return false;
@@ -586,11 +417,7 @@ impl<'a> Daemon<'a> {
         if !self.present[i] || path.starts_with(self.shared.store.dir()) {
             return false;
         }
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default();
-        if name.starts_with('.') || self.config.exclude.is_match(path) {
+        if crate::scan::walk_skips(&self.config.roots[i], path, &self.config.exclude) {
             return false;
         }
         match std::fs::symlink_metadata(path) {
@@ -600,53 +427,14 @@ impl<'a> Daemon<'a> {
         }
     }
 
-    /// The queued paths that are complete, once the batch is worth a pass.
+    /// The queued paths that are complete, once the batch is due.
     fn ready_batch(&mut self) -> Option<Vec<PathBuf>> {
-        let now = Instant::now();
-        let settle = self.config.settle;
-        let quick = Duration::from_millis(100);
-        let open_limit = self.config.open_write_limit;
-        let mut ready = Vec::new();
-        let mut oldest_ready = Duration::ZERO;
-        let mut waiting = 0;
-        for (path, q) in self.queue.iter_mut() {
-            if now < q.not_before {
-                waiting += 1;
-                continue;
-            }
-            let seen = match std::fs::symlink_metadata(path) {
-                Ok(meta) if meta.is_file() => Some((meta.len(), crate::scan::mtime_ns(&meta))),
-                _ => None,
-            };
-            if seen != q.seen {
-                q.seen = seen;
-                q.changed = now;
-            }
-            let quiet = now.saturating_duration_since(q.changed);
-            let complete = match (seen, q.writing) {
-                (None, _) => quiet >= quick,
-                (Some(_), Writing::Closed) => quiet >= quick,
-                (Some(_), Writing::Open) => quiet >= open_limit,
-                (Some((_, mtime)), Writing::Unknown) => {
-                    quiet >= settle || age_of(mtime) >= settle && quiet >= quick
-                }
-            };
-            if complete {
-                oldest_ready = oldest_ready.max(quiet);
-                ready.push(path.clone());
-            } else {
-                waiting += 1;
-            }
-        }
-        let full = ready.len() >= self.config.batch_max;
-        let worth =
-            full || (!ready.is_empty() && (waiting == 0 || oldest_ready >= self.config.batch_wait));
-        if !worth {
-            return None;
-        }
-        ready.sort();
-        ready.truncate(self.config.batch_max);
-        Some(ready)
+        let look = |path: &Path| match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_file() => Some((meta.len(), crate::scan::mtime_ns(&meta))),
+            _ => None,
+        };
+        self.queue
+            .ready_batch(Instant::now(), &self.config.timing(), look, age_of)
     }
 
     fn run_reconciles(&mut self) -> Result<()> {
@@ -686,10 +474,10 @@ impl<'a> Daemon<'a> {
         loop {
             match WriterLock::acquire(&dir, "imgsim watch", false, |_| {}) {
                 Ok(lock) => return Ok(Some(lock)),
-                Err(Error::Store { reason, .. }) => {
+                Err(Error::WriterBusy { holder, .. }) => {
                     if !told {
                         told = true;
-                        self.warn(format!("waiting: {reason}"));
+                        self.warn(format!("waiting for {holder} to finish writing"));
                     }
                     if self.stop.load(Ordering::Relaxed) {
                         return Ok(None);
@@ -750,7 +538,7 @@ impl<'a> Daemon<'a> {
             .cloned()
             .partition(|p| present.iter().any(|r| p.starts_with(r)));
         for p in &frozen {
-            self.queue.remove(p);
+            self.queue.take(p);
         }
         if paths.is_empty() {
             return Ok(());
@@ -770,7 +558,7 @@ impl<'a> Daemon<'a> {
             if batch.contains(f.path.as_path()) {
                 return false;
             }
-            let busy = queue.contains_key(&f.path) || age_of(f.mtime_ns) < settle;
+            let busy = queue.contains(&f.path) || age_of(f.mtime_ns) < settle;
             if busy {
                 late.borrow_mut().push(f.path.clone());
             }
@@ -819,31 +607,25 @@ impl<'a> Daemon<'a> {
         }
         let mut attempts_of: HashMap<PathBuf, u32> = HashMap::new();
         for p in &paths {
-            if let Some(q) = self.queue.remove(p) {
-                attempts_of.insert(p.clone(), q.attempts);
+            if let Some(attempts) = self.queue.take(p) {
+                attempts_of.insert(p.clone(), attempts);
             }
         }
         for p in late {
-            self.queue.entry(p).or_insert_with(|| Queued::new(now));
+            self.queue.defer(p, now);
         }
         // Failed files: again later, with backoff, before they are reported.
         for (path, error) in failures {
             let attempts = attempts_of.get(&path).copied().unwrap_or(0);
-            if attempts < self.config.retries && path.is_file() {
-                let mut q = Queued::new(now);
-                q.attempts = attempts + 1;
-                q.not_before = now + Duration::from_secs(1 << attempts);
-                self.queue.insert(path, q);
-            } else {
-                let message = error.clone();
-                self.set_status(|s| {
-                    s.last_error = Some(Stamped {
-                        what: message,
-                        at: now_seconds(),
-                    })
-                });
+            let retried = path.is_file()
+                && self
+                    .queue
+                    .retry(path.clone(), attempts, self.config.retries, now);
+            if !retried {
+                let stamped = Stamped::now(error.clone());
+                self.set_status(|s| s.last_error = Some(stamped));
                 (self.report)(Report::FileFailed {
-                    path: display(&path),
+                    path: path_string(&path),
                     error,
                 });
             }
@@ -864,17 +646,6 @@ impl Progress for Failures<'_> {
         };
         self.0.insert(path, error.to_string());
     }
-}
-
-fn daemon_mode(poll: Option<Duration>) -> String {
-    match poll {
-        None => "events".into(),
-        Some(every) => format!("polling every {} s", every.as_secs_f64()),
-    }
-}
-
-fn display(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
 }
 
 /// How long ago a modification time (ns since the epoch) was; zero for the future.

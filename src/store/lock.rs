@@ -9,8 +9,51 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+/// The right to write to a database: at most one process holds it at a time.
 pub struct WriterLock {
-    file: File,
+    _file: Locked,
+}
+
+/// The right to run the watch daemon of a database, held for the daemon's life.
+pub struct DaemonLock {
+    _file: Locked,
+}
+
+impl WriterLock {
+    /// Takes the writer lock; if another process holds it, `on_wait(holder)` is called once
+    /// and the lock is waited for (`wait`), or [`Error::WriterBusy`] names the holder.
+    pub fn acquire(
+        db_dir: &Path,
+        doing: &str,
+        wait: bool,
+        on_wait: impl FnOnce(&str),
+    ) -> Result<Self> {
+        let file = take(db_dir, "writer.lock", doing, wait, on_wait, |holder| {
+            Error::WriterBusy {
+                path: db_dir.to_path_buf(),
+                holder,
+            }
+        })?;
+        Ok(Self { _file: file })
+    }
+}
+
+impl DaemonLock {
+    /// Takes the daemon lock, or fails at once with [`Error::DaemonRunning`].
+    pub fn acquire(db_dir: &Path, doing: &str) -> Result<Self> {
+        let file = take(
+            db_dir,
+            "daemon.lock",
+            doing,
+            false,
+            |_| {},
+            |holder| Error::DaemonRunning {
+                path: db_dir.to_path_buf(),
+                holder,
+            },
+        )?;
+        Ok(Self { _file: file })
+    }
 }
 
 /// What the holder is, as it wrote into the lock file.
@@ -26,48 +69,8 @@ fn holder(file: &mut File) -> String {
     }
 }
 
-impl WriterLock {
-    /// Takes the writer lock; if another process holds it, `on_wait(holder)` is called once
-    /// and the lock is waited for (`wait`), or an error naming the holder is returned.
-    pub fn acquire(
-        db_dir: &Path,
-        doing: &str,
-        wait: bool,
-        on_wait: impl FnOnce(&str),
-    ) -> Result<Self> {
-        take(db_dir, "writer.lock", doing, wait, on_wait, |holder| {
-            format!("{holder} is writing to this index; try again when it is done")
-        })
-    }
-
-    /// Takes the daemon lock, or fails at once naming the daemon that holds it.
-    pub fn acquire_daemon(db_dir: &Path, doing: &str) -> Result<Self> {
-        take(
-            db_dir,
-            "daemon.lock",
-            doing,
-            false,
-            |_| {},
-            |holder| format!("a watch daemon already runs on this index ({holder}); stop it first"),
-        )
-    }
-
-    /// What the holder of the daemon lock wrote, if a live process holds it.
-    pub fn daemon_holder(db_dir: &Path) -> Option<String> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(db_dir.join("daemon.lock"))
-            .ok()?;
-        match file.try_lock() {
-            Ok(()) => {
-                let _ = file.unlock();
-                None
-            }
-            Err(_) => Some(holder(&mut file)),
-        }
-    }
-}
+/// A locked lock file, holding its holder's description; emptied and unlocked on drop.
+struct Locked(File);
 
 fn take(
     db_dir: &Path,
@@ -75,12 +78,12 @@ fn take(
     doing: &str,
     wait: bool,
     on_wait: impl FnOnce(&str),
-    busy: impl FnOnce(&str) -> String,
-) -> Result<WriterLock> {
+    busy: impl FnOnce(String) -> Error,
+) -> Result<Locked> {
     let path = db_dir.join(name);
     let io = |source| Error::Io {
         path: path.clone(),
-        source,
+        cause: source,
     };
     std::fs::create_dir_all(db_dir).map_err(io)?;
     let mut file = OpenOptions::new()
@@ -95,10 +98,7 @@ fn take(
         Err(std::fs::TryLockError::WouldBlock) => {
             let holder = holder(&mut file);
             if !wait {
-                return Err(Error::Store {
-                    path: db_dir.to_path_buf(),
-                    reason: busy(&holder),
-                });
+                return Err(busy(holder));
             }
             on_wait(&holder);
             file.lock().map_err(io)?;
@@ -109,13 +109,13 @@ fn take(
     file.rewind().map_err(io)?;
     write!(file, "pid {}: {doing}", std::process::id()).map_err(io)?;
     file.flush().map_err(io)?;
-    Ok(WriterLock { file })
+    Ok(Locked(file))
 }
 
-impl Drop for WriterLock {
+impl Drop for Locked {
     fn drop(&mut self) {
-        let _ = self.file.set_len(0);
-        let _ = self.file.unlock();
+        let _ = self.0.set_len(0);
+        let _ = self.0.unlock();
     }
 }
 
@@ -137,5 +137,21 @@ mod tests {
         );
         drop(first);
         WriterLock::acquire(dir.path(), "imgsim tag", false, |_| {}).unwrap();
+    }
+
+    #[test]
+    fn one_daemon_per_database_and_the_writer_lock_is_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let daemon = DaemonLock::acquire(dir.path(), "imgsim watch /photos").unwrap();
+        match DaemonLock::acquire(dir.path(), "imgsim watch /other") {
+            Err(Error::DaemonRunning { holder, .. }) => {
+                assert!(holder.contains("imgsim watch /photos"), "{holder}")
+            }
+            other => panic!("expected DaemonRunning, got {:?}", other.err()),
+        }
+        // The daemon writes only while it holds the writer lock too.
+        let writer = WriterLock::acquire(dir.path(), "imgsim index", false, |_| {}).unwrap();
+        drop((writer, daemon));
+        DaemonLock::acquire(dir.path(), "imgsim watch /other").unwrap();
     }
 }

@@ -101,7 +101,7 @@ pub fn write_f32(path: &Path, values: &[f32]) -> Result<()> {
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(path, bytes).map_err(|source| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })
 }
 
@@ -141,7 +141,7 @@ pub fn run(
     if db.exists() {
         std::fs::remove_dir_all(&db).map_err(|source| Error::Io {
             path: db.clone(),
-            source,
+            cause: source,
         })?;
     }
     let store = Store::open(&db, true)?;
@@ -205,11 +205,6 @@ pub fn run(
     report(&indexed);
     out.push(indexed);
     Ok(out)
-}
-
-/// The parameters the FAISS peer uses for its IVF-PQ, so that both indexes have the same size.
-pub fn ivf_pq_params(rows: usize, dim: usize) -> (u32, u32) {
-    crate::store::ivf_pq_params(rows, dim)
 }
 
 pub struct AnnPeerRequest<'a> {

@@ -12,20 +12,25 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::{DaemonStatus, Shared};
 use crate::error::{Error, Result};
 use crate::models::WeightsSource;
 use crate::search::{self, Query};
-use crate::watch::{DaemonStatus, Shared};
 
 pub const SOCKET: &str = "daemon.sock";
 const MAX_REQUEST_LINE: u64 = 64 * 1024;
 /// The largest query image accepted over the socket.
 pub const MAX_IMAGE_BYTES: u64 = 256 << 20;
-const MAX_CONNECTIONS: usize = 16;
+/// Connections answered at once; past that a client is told the daemon is busy and works
+/// directly. Each connection is a thread and at most its image in memory.
+const MAX_CONNECTIONS: usize = 64;
+/// A client has this long to send its request line, and this much more per 64 MiB of image:
+/// one that trickles bytes cannot hold a connection for long.
+const REQUEST_TIME: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -63,6 +68,8 @@ pub enum Response {
     NotLoaded {
         loaded: Vec<String>,
     },
+    /// Too many clients at once: the client works directly.
+    Busy,
     Error {
         message: String,
     },
@@ -100,7 +107,7 @@ impl ModelKey {
 fn socket_error(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Io {
         path: path.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
+        cause: std::io::Error::other(e.to_string()),
     }
 }
 
@@ -135,12 +142,10 @@ impl Server {
             for stream in self.listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
                 if busy.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-                    let _ = reply(
-                        &mut stream,
-                        &Response::Error {
-                            message: "the daemon is busy; try again".into(),
-                        },
-                    );
+                    // Said without reading the request: the client may still be sending it,
+                    // and takes a write error as the same answer.
+                    let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+                    let _ = reply(&mut stream, &Response::Busy);
                     continue;
                 }
                 busy.fetch_add(1, Ordering::Relaxed);
@@ -166,14 +171,37 @@ fn reply(stream: &mut UnixStream, response: &Response) -> std::io::Result<()> {
     stream.write_all(&line)
 }
 
+/// Reads from a client until a deadline, however slowly the bytes come.
+struct Deadline {
+    stream: UnixStream,
+    until: Instant,
+}
+
+impl Read for Deadline {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the request took too long to arrive",
+            ));
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf)
+    }
+}
+
 fn handle(stream: &mut UnixStream, shared: &Shared, keys: &[ModelKey]) -> Response {
     let error = |message: String| Response::Error { message };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
     let Ok(clone) = stream.try_clone() else {
         return error("socket error".into());
     };
-    let mut reader = BufReader::new(clone).take(MAX_REQUEST_LINE);
+    let deadline = Deadline {
+        stream: clone,
+        until: Instant::now() + REQUEST_TIME,
+    };
+    let mut reader = BufReader::new(deadline).take(MAX_REQUEST_LINE);
     let mut line = String::new();
     match reader.read_line(&mut line) {
         Ok(_) if line.ends_with('\n') => {}
@@ -187,7 +215,7 @@ fn handle(stream: &mut UnixStream, shared: &Shared, keys: &[ModelKey]) -> Respon
     match request {
         Request::Status => {
             let mut status = shared.status.lock().map(|s| s.clone()).unwrap_or_default();
-            status.resident_bytes = crate::bench::resident_memory_mb()
+            status.resident_bytes = crate::util::resident_memory_mb()
                 .map_or(0, |(_, current)| (current * 1024.0 * 1024.0) as u64);
             Response::Status(status)
         }
@@ -198,8 +226,11 @@ fn handle(stream: &mut UnixStream, shared: &Shared, keys: &[ModelKey]) -> Respon
                     request.image_bytes
                 ));
             }
-            let mut image = Vec::with_capacity(request.image_bytes as usize);
-            let mut rest = reader.into_inner().take(request.image_bytes);
+            // Memory grows with what arrives, not with what was announced.
+            let mut image = Vec::new();
+            let mut rest = reader.into_inner();
+            rest.get_mut().until += REQUEST_TIME * (1 + (request.image_bytes >> 26) as u32);
+            let mut rest = rest.take(request.image_bytes);
             if let Err(e) = rest.read_to_end(&mut image) {
                 return error(format!("reading the query image: {e}"));
             }
@@ -249,7 +280,7 @@ fn similar(
         let decoded = crate::decode::decode_bytes_for(image, model.preprocess.shortest_edge)
             .map_err(|source| Error::Decode {
                 path: PathBuf::from(&request.query_path),
-                source,
+                error: source,
             })?;
         embedder.embed_image(&decoded)
     };
@@ -286,14 +317,40 @@ pub fn ask(db_dir: &Path, request: &Request, image: &[u8]) -> Result<Option<Resp
         .map_err(io)?;
     let mut line = serde_json::to_vec(request).expect("serialisable");
     line.push(b'\n');
-    stream.write_all(&line).map_err(io)?;
-    stream.write_all(image).map_err(io)?;
+    let sent = stream
+        .write_all(&line)
+        .and_then(|()| stream.write_all(image));
     let mut answer = String::new();
-    BufReader::new(stream)
+    let read = BufReader::new(stream)
         .take(MAX_IMAGE_BYTES)
-        .read_line(&mut answer)
-        .map_err(io)?;
-    serde_json::from_str(&answer)
-        .map(Some)
-        .map_err(|e| socket_error(&path, format!("unreadable answer from the daemon: {e}")))
+        .read_line(&mut answer);
+    match (sent, read) {
+        // A busy daemon answers at once and closes: the write may fail before the answer is
+        // read. Either way the client works directly.
+        (_, Ok(_)) if answer.ends_with('\n') => {}
+        // A daemon that hung up (busy, or stopping) leaves the work to the client too.
+        (Err(e), _) | (Ok(()), Err(e)) if is_hang_up(&e) => return Ok(None),
+        (Err(e), _) | (Ok(()), Err(e)) => return Err(io(e)),
+        (Ok(()), Ok(_)) => {
+            return Err(socket_error(
+                &path,
+                "the daemon closed the connection without an answer",
+            ))
+        }
+    }
+    match serde_json::from_str(&answer) {
+        Ok(Response::Busy) => Ok(None),
+        Ok(response) => Ok(Some(response)),
+        Err(e) => Err(socket_error(
+            &path,
+            format!("unreadable answer from the daemon: {e}"),
+        )),
+    }
+}
+
+fn is_hang_up(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+    )
 }

@@ -16,14 +16,8 @@ use tantivy::query::QueryParser;
 use tantivy::schema::{Field, Schema, Value, STORED, STRING, TEXT};
 use tantivy::{doc, Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
 
+use super::rows::FilterRow;
 use crate::error::{Error, Result};
-
-/// The part of a row the filters index.
-#[derive(Debug, Clone)]
-pub struct FilterRow {
-    pub path: String,
-    pub tags: Vec<String>,
-}
 
 struct Fields {
     path: Field,
@@ -78,6 +72,26 @@ impl FilterIndex {
             reader,
             fields,
         })
+    }
+
+    /// An index in memory holding `rows`: for a database that cannot be written (a read-only
+    /// mount or share), where the index on disk can be neither locked nor rebuilt.
+    pub fn in_memory(dir: &Path, rows: &[FilterRow], version: u64) -> Result<Self> {
+        let (schema, fields) = schema();
+        let index = Index::create_in_ram(schema);
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(|e| filter_error(dir, e))?;
+        let mut filters = Self {
+            dir: dir.to_path_buf(),
+            index,
+            reader,
+            fields,
+        };
+        filters.rebuild(rows, version)?;
+        Ok(filters)
     }
 
     /// The Lance version this index was built from (`None`: never built).
@@ -152,9 +166,12 @@ impl FilterIndex {
         let mut parser = QueryParser::for_index(&self.index, vec![f.name, f.dir, f.tag]);
         // `beach*` is a wildcard, which tantivy runs as a regular expression.
         parser.allow_regexes();
-        let parsed = parser.parse_query(&glob_wildcards(query)).map_err(|e| Error::Unsupported(format!(
-            "--where {query:?}: {e} (fields: name, dir, ext, tag; e.g. 'name:beach* AND tag:2023 -ext:png')"
-        )))?;
+        let parsed = parser
+            .parse_query(&glob_wildcards(query))
+            .map_err(|e| Error::Query {
+                query: query.to_string(),
+                reason: e.to_string(),
+            })?;
         let searcher = self.reader.searcher();
         let found = searcher
             .search(&parsed, &DocSetCollector)

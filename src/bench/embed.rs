@@ -67,27 +67,6 @@ pub fn model_only(embedder: &Embedder, batch_size: usize, budget: Duration) -> R
     })
 }
 
-/// The process's peak resident memory so far and its current resident memory, in MiB
-/// (`VmHWM`, `VmRSS` of /proc/self/status; `None` where there is no /proc).
-pub fn resident_memory_mb() -> Option<(f64, f64)> {
-    memory_mb_in("/proc/self/status")
-}
-
-/// [`resident_memory_mb`] of another process (a daemon the benchmark started).
-pub fn resident_memory_mb_of(pid: u32) -> Option<(f64, f64)> {
-    memory_mb_in(&format!("/proc/{pid}/status"))
-}
-
-fn memory_mb_in(status_file: &str) -> Option<(f64, f64)> {
-    let status = std::fs::read_to_string(status_file).ok()?;
-    let field = |name: &str| -> Option<f64> {
-        let line = status.lines().find(|l| l.starts_with(name))?;
-        let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kb / 1024.0)
-    };
-    Some((field("VmHWM:")?, field("VmRSS:")?))
-}
-
 /// Embeds every file once through the full pipeline.
 pub fn end_to_end(embedder: &Embedder, paths: &[PathBuf]) -> Result<EndToEnd> {
     let start = Instant::now();
@@ -129,7 +108,7 @@ pub fn make_camera_photos(sources: &[PathBuf], dir: &Path, count: usize) -> Resu
     use crate::resize::{resize_window, Filter};
     std::fs::create_dir_all(dir).map_err(|source| Error::Io {
         path: dir.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let mut out = Vec::new();
     for src in sources.iter().take(count) {
@@ -144,11 +123,14 @@ pub fn make_camera_photos(sources: &[PathBuf], dir: &Path, count: usize) -> Resu
             .with_extension("jpg");
         let file = std::fs::File::create(&path).map_err(|source| Error::Io {
             path: path.clone(),
-            source,
+            cause: source,
         })?;
         image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(file), 90)
             .encode_image(&big)
-            .map_err(|e| Error::Unsupported(format!("cannot write {}: {e}", path.display())))?;
+            .map_err(|e| Error::Io {
+                path: path.clone(),
+                cause: std::io::Error::other(e),
+            })?;
         out.push(path);
     }
     Ok(out)
@@ -208,7 +190,7 @@ pub fn decode_resize(paths: &[PathBuf], preprocess: &Preprocess) -> Result<Decod
 fn decode_for_bench(path: &Path, shortest_edge: Option<u32>) -> Result<image::RgbImage> {
     decode::decode_file_for(path, shortest_edge).map_err(|source| Error::Decode {
         path: path.to_path_buf(),
-        source,
+        error: source,
     })
 }
 

@@ -1,0 +1,16 @@
+//! Benchmarks: measured, never asserted. Each reports figures beside a peer run on the same
+//! machine in the same run (PyTorch, FAISS), because machines vary and only ratios within one
+//! run compare.
+//!
+//! - `embed.rs`: `imgsim bench embed`: the model alone, the pipeline end to end, decoding and
+//!   resizing, beside PyTorch (`bench/peer_torch.py`)
+//! - `ann.rs`: `imgsim bench ann`: recall and latency of the store's vector search, exact and
+//!   IVF-PQ, beside FAISS (`bench/peer_faiss.py`)
+//!
+//! (`imgsim bench watch` measures the daemon from outside, as whole processes: it lives in the
+//! CLI.)
+
+pub mod ann;
+pub mod embed;
+
+pub use embed::*;

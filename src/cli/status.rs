@@ -1,0 +1,166 @@
+//! `imgsim status`: what the index holds per model, and the watch daemon's state.
+
+use std::path::Path;
+
+use imgsim::store::Store;
+use serde::{Deserialize, Serialize};
+
+use super::common::{human_bytes, print_json, DbArgs};
+use super::Outcome;
+
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// One JSON line per model, and one for the daemon.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StatusLine {
+    pub model: String,
+    pub model_id: String,
+    pub dim: usize,
+    pub images: usize,
+    pub bytes: u64,
+    pub table: String,
+    /// Whether an IVF-PQ index exists, and how many rows it does not cover yet.
+    pub vector_index: bool,
+    pub unindexed_rows: usize,
+}
+
+pub fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
+    let db_dir = args.db.dir()?;
+    let store = Store::open(&db_dir, false)?;
+    let mut lines = Vec::new();
+    for info in store.tables()? {
+        let Some(table) = store.table(&info.model_id)? else {
+            continue;
+        };
+        let vector_index = table.vector_index()?;
+        let images = table.count()?;
+        lines.push(StatusLine {
+            vector_index: vector_index.is_some(),
+            unindexed_rows: vector_index.map_or(images, |(_, unindexed)| unindexed),
+            images,
+            bytes: dir_size(&db_dir.join(format!("{}.lance", info.table)))
+                + dir_size(&db_dir.join(format!("{}.filters", info.table))),
+            model: info.model,
+            model_id: info.model_id,
+            dim: info.dim,
+            table: info.table,
+        });
+    }
+    let daemon = daemon_status(&db_dir);
+    if args.json {
+        for line in lines {
+            print_json(&StatusJson::Model(line));
+        }
+        print_json(&StatusJson::Daemon {
+            running: daemon.is_some(),
+            status: daemon,
+        });
+    } else {
+        println!("index: {}", db_dir.display());
+        print_daemon(daemon.as_ref());
+        if lines.is_empty() {
+            println!("no model indexed yet: run `imgsim index DIR`");
+        }
+        for l in &lines {
+            let index = if l.vector_index {
+                format!("IVF-PQ index, {} rows not in it yet", l.unindexed_rows)
+            } else {
+                "exact search (no vector index)".into()
+            };
+            println!(
+                "{:<16} {:>8} images  {:>9}  dim {:<5} {index}",
+                l.model,
+                l.images,
+                human_bytes(l.bytes),
+                l.dim
+            );
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+/// `imgsim status --json` lines.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StatusJson {
+    Model(StatusLine),
+    Daemon {
+        running: bool,
+        #[serde(flatten)]
+        status: Option<imgsim::watch::DaemonStatus>,
+    },
+}
+
+/// The state of the watch daemon on this database, if one answers.
+#[cfg(unix)]
+fn daemon_status(db_dir: &Path) -> Option<imgsim::watch::DaemonStatus> {
+    use imgsim::watch::socket::{ask, Request, Response};
+    match ask(db_dir, &Request::Status, &[]) {
+        Ok(Some(Response::Status(status))) => Some(status),
+        _ => None,
+    }
+}
+
+#[cfg(not(unix))]
+fn daemon_status(_: &Path) -> Option<imgsim::watch::DaemonStatus> {
+    None
+}
+
+fn print_daemon(daemon: Option<&imgsim::watch::DaemonStatus>) {
+    let Some(d) = daemon else {
+        println!("daemon: not running (start one with `imgsim watch DIR`)");
+        return;
+    };
+    let ago = |at: i64| {
+        let seconds = (imgsim::util::now_seconds() - at).max(0);
+        if seconds < 120 {
+            format!("{seconds} s ago")
+        } else if seconds < 7200 {
+            format!("{} min ago", seconds / 60)
+        } else {
+            format!("{} h ago", seconds / 3600)
+        }
+    };
+    println!(
+        "daemon: running (pid {}, since {}), {}, {}, {} queued, {} changes",
+        d.pid,
+        ago(d.started_at),
+        d.mode,
+        d.phase,
+        d.queue,
+        d.changes
+    );
+    for root in &d.roots {
+        let state = if root.present {
+            ""
+        } else {
+            "  (missing: rows kept)"
+        };
+        println!("  root: {}{state}", root.path);
+    }
+    println!("  models: {}", d.models.join(", "));
+    println!("  memory: {}", human_bytes(d.resident_bytes));
+    match &d.last_event {
+        Some(e) => println!("  last event: {} ({})", e.what, ago(e.at)),
+        None => println!("  last event: none yet"),
+    }
+    if let Some(e) = &d.last_error {
+        println!("  last error: {} ({})", e.what, ago(e.at));
+    }
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}

@@ -1,0 +1,289 @@
+//! The library's store: a LanceDB database with one table per model (vectors of different
+//! models or weights never mix), one row per indexed file, and what is derived from it.
+//!
+//! - `mod.rs`: the database folder, its manifest (`models.json`: which table holds which model)
+//! - `rows.rs`: a row and its Arrow form
+//! - `table.rs`: one model's table: reads, upserts, deletes, exact re-ranked search
+//! - `vector_index.rs`: when a table gets an IVF-PQ index and how it is kept fresh
+//! - `filter.rs`: the tantivy index behind `--where`, rebuilt when it lags the table
+//! - `lock.rs`: one writer and one daemon per database
+//!
+//! LanceDB is async; the store owns a small tokio runtime and offers a blocking API, so that
+//! the rest of imgsim stays synchronous.
+
+mod filter;
+mod lock;
+mod rows;
+mod table;
+mod vector_index;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use filter::FilterIndex;
+pub use lock::{DaemonLock, WriterLock};
+pub use rows::{dot, sql_quote, FileState, FilterRow, Hit, Row};
+pub use table::ModelTable;
+pub use vector_index::{
+    ivf_pq_params, IndexUpkeep, AUTO_INDEX_ROWS, MIN_INDEX_ROWS, NPROBES, REFINE_FACTOR,
+};
+
+use crate::error::{Error, Result};
+
+/// What `models.json` records of each table.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TableInfo {
+    pub table: String,
+    pub model: String,
+    pub model_id: String,
+    pub dim: usize,
+}
+
+const MANIFEST: &str = "models.json";
+
+pub struct Store {
+    dir: PathBuf,
+    runtime: tokio::runtime::Runtime,
+    db: lancedb::Connection,
+}
+
+fn store_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Store {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+impl Store {
+    /// The database folder: `IMGSIM_DB`, else `$XDG_DATA_HOME/imgsim` (`~/.local/share/imgsim`).
+    pub fn default_dir() -> Option<PathBuf> {
+        if let Some(dir) = std::env::var_os("IMGSIM_DB").filter(|d| !d.is_empty()) {
+            return Some(PathBuf::from(dir));
+        }
+        dirs::data_dir().map(|d| d.join("imgsim"))
+    }
+
+    /// Opens the database in `dir`, creating the folder when `create` is set.
+    pub fn open(dir: &Path, create: bool) -> Result<Self> {
+        if !dir.is_dir() {
+            if !create {
+                return Err(store_error(
+                    dir,
+                    "no index here yet: run `imgsim index DIR` first",
+                ));
+            }
+            std::fs::create_dir_all(dir).map_err(|e| store_error(dir, e))?;
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| store_error(dir, e))?;
+        let uri = dir.to_string_lossy().into_owned();
+        let db = runtime
+            .block_on(lancedb::connect(&uri).execute())
+            .map_err(|e| store_error(dir, e))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            runtime,
+            db,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn error(&self, e: impl std::fmt::Display) -> Error {
+        store_error(&self.dir, e)
+    }
+
+    fn block_on<T>(
+        &self,
+        future: impl std::future::Future<Output = lancedb::Result<T>>,
+    ) -> Result<T> {
+        self.runtime.block_on(future).map_err(|e| self.error(e))
+    }
+
+    /// Every model's table that exists, as the manifest records them.
+    pub fn tables(&self) -> Result<Vec<TableInfo>> {
+        let path = self.dir.join(MANIFEST);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| store_error(&path, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(store_error(&path, e)),
+        }
+    }
+
+    /// The table of a model (by its id), if it was ever indexed.
+    pub fn table(&self, model_id: &str) -> Result<Option<ModelTable<'_>>> {
+        let Some(info) = self.tables()?.into_iter().find(|t| t.model_id == model_id) else {
+            return Ok(None);
+        };
+        let table = self.block_on(self.db.open_table(&info.table).execute())?;
+        Ok(Some(ModelTable {
+            store: self,
+            table,
+            info,
+        }))
+    }
+
+    /// The table of a model, created empty on first use.
+    pub fn table_or_create(
+        &self,
+        model: &str,
+        model_id: &str,
+        dim: usize,
+    ) -> Result<ModelTable<'_>> {
+        if let Some(table) = self.table(model_id)? {
+            return Ok(table);
+        }
+        let info = TableInfo {
+            table: table_name(model, model_id),
+            model: model.to_string(),
+            model_id: model_id.to_string(),
+            dim,
+        };
+        let names = self.block_on(self.db.table_names().execute())?;
+        let table = if names.contains(&info.table) {
+            // Created before a crash that lost the manifest entry.
+            self.block_on(self.db.open_table(&info.table).execute())?
+        } else {
+            self.block_on(
+                self.db
+                    .create_empty_table(&info.table, rows::schema(dim))
+                    .execute(),
+            )?
+        };
+        let mut all = self.tables()?;
+        all.push(info.clone());
+        let path = self.dir.join(MANIFEST);
+        let text = serde_json::to_string_pretty(&all).expect("serialisable");
+        crate::util::write_atomic(&path, text.as_bytes()).map_err(|e| store_error(&path, e))?;
+        Ok(ModelTable {
+            store: self,
+            table,
+            info,
+        })
+    }
+}
+
+/// Whether files can be created in `dir` (not on a read-only mount, not another user's).
+fn writable(dir: &Path) -> bool {
+    let probe = dir.join(format!(".imgsim-write-probe-{}", std::process::id()));
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .is_ok();
+    if created {
+        let _ = std::fs::remove_file(&probe);
+    }
+    created
+}
+
+/// A table name that names the model and cannot collide between weights.
+fn table_name(model: &str, model_id: &str) -> String {
+    let readable: String = model
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    format!(
+        "{readable}-{}",
+        &blake3::hash(model_id.as_bytes()).to_hex()[..12]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(path: &str, hash: &str, vector: Vec<f32>) -> Row {
+        Row {
+            path: path.into(),
+            size: 10,
+            mtime_ns: 1,
+            hash: hash.into(),
+            width: 4,
+            height: 3,
+            indexed_at: 0,
+            tags: vec!["a".into()],
+            vector,
+        }
+    }
+
+    #[test]
+    fn rows_round_trip_upsert_replaces_and_search_scores_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), true).unwrap();
+        let table = store.table_or_create("m", "m@1", 2).unwrap();
+        table
+            .upsert(&[
+                row("/x/a.jpg", "h1", vec![1.0, 0.0]),
+                row("/x/it's.jpg", "h2", vec![0.0, 1.0]),
+            ])
+            .unwrap();
+        table
+            .upsert(&[row("/x/a.jpg", "h3", vec![0.6, 0.8])])
+            .unwrap();
+        assert_eq!(table.count().unwrap(), 2);
+        let files = table.files().unwrap();
+        assert_eq!(files["/x/a.jpg"].hash, "h3");
+        assert_eq!(table.row("/x/it's.jpg").unwrap().unwrap().tags, ["a"]);
+        assert_eq!(table.rows_by_hash(&["h2", "h9"]).unwrap().len(), 1);
+
+        let hits = table.nearest(&[0.0, 1.0], 5, Some("/x/it's.jpg")).unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].path, "/x/a.jpg");
+        assert!((hits[0].score - 0.8).abs() < 1e-6);
+
+        table.delete(&["/x/it's.jpg"]).unwrap();
+        assert_eq!(table.count().unwrap(), 1);
+        // Reopening finds the table through the manifest; another model has its own.
+        drop(table);
+        drop(store);
+        let store = Store::open(&dir.path().join("db"), false).unwrap();
+        assert_eq!(store.table("m@1").unwrap().unwrap().count().unwrap(), 1);
+        assert!(store.table("m@2").unwrap().is_none());
+    }
+
+    #[test]
+    fn duplicate_paths_are_repaired_and_a_stale_filter_index_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), true).unwrap();
+        let table = store.table_or_create("m", "m@1", 2).unwrap();
+        table
+            .upsert(&[row("/x/a.jpg", "h1", vec![1.0, 0.0])])
+            .unwrap();
+        assert!(table.filters().unwrap().contains("/x/a.jpg").unwrap());
+
+        // A write the filter index did not see (as after a crash between the two commits),
+        // which also gives a path a second row (as a plain append by another tool would).
+        table
+            .append(&[
+                row("/x/a.jpg", "h1", vec![1.0, 0.0]),
+                row("/x/b.jpg", "h2", vec![0.0, 1.0]),
+            ])
+            .unwrap();
+        assert_eq!(table.count().unwrap(), 3);
+        assert_eq!(table.repair_duplicates().unwrap(), 1);
+        let mut paths = table.paths().unwrap();
+        paths.sort();
+        assert_eq!(paths, ["/x/a.jpg", "/x/b.jpg"]);
+
+        let filters = table.filters().unwrap();
+        assert_eq!(
+            filters.built_from().unwrap(),
+            Some(table.version().unwrap())
+        );
+        assert!(filters.contains("/x/b.jpg").unwrap());
+    }
+}

@@ -1,0 +1,318 @@
+//! One model's table: reads, writes and searches, as blocking calls on the store's runtime.
+//!
+//! Writes upsert by path (never two rows for one path); searches score hits exactly from the
+//! stored vectors, whatever the (approximate) vector index returned.
+
+use std::collections::{HashMap, HashSet};
+
+use arrow_array::RecordBatchIterator;
+use arrow_array::{FixedSizeListArray, Int64Array, ListArray, RecordBatch, UInt64Array};
+use futures::TryStreamExt;
+use lancedb::query::{ExecutableQuery, QueryBase, Select};
+use lancedb::DistanceType;
+
+use super::filter::FilterIndex;
+use super::rows::{
+    column, dot, record_batch, rows_of, sort_hits, sql_in, sql_quote, string_list, strings, vector,
+    FileState, FilterRow, Hit, Row, IN_CHUNK,
+};
+use super::vector_index::{exact_scan_pays, NPROBES, REFINE_FACTOR};
+use super::{Store, TableInfo};
+use crate::error::Result;
+
+/// One model's table.
+pub struct ModelTable<'a> {
+    pub(super) store: &'a Store,
+    pub(super) table: lancedb::Table,
+    pub info: TableInfo,
+}
+
+impl ModelTable<'_> {
+    pub(super) fn block_on<T>(
+        &self,
+        future: impl std::future::Future<Output = lancedb::Result<T>>,
+    ) -> Result<T> {
+        self.store.block_on(future)
+    }
+
+    pub fn count(&self) -> Result<usize> {
+        self.block_on(self.table.count_rows(None))
+    }
+
+    pub fn version(&self) -> Result<u64> {
+        self.block_on(self.table.version())
+    }
+
+    /// Path -> size, mtime and hash of every row.
+    pub fn files(&self) -> Result<HashMap<String, FileState>> {
+        let batches = self.collect(
+            self.table
+                .query()
+                .select(Select::columns(&["path", "size", "mtime_ns", "hash"])),
+        )?;
+        let mut files = HashMap::new();
+        for batch in &batches {
+            let paths = strings(batch, "path");
+            let sizes = column::<UInt64Array>(batch, "size");
+            let mtimes = column::<Int64Array>(batch, "mtime_ns");
+            let hashes = strings(batch, "hash");
+            for i in 0..batch.num_rows() {
+                files.insert(
+                    paths.value(i).to_string(),
+                    FileState {
+                        size: sizes.value(i),
+                        mtime_ns: mtimes.value(i),
+                        hash: hashes.value(i).to_string(),
+                    },
+                );
+            }
+        }
+        Ok(files)
+    }
+
+    /// The path of every row, in table order; a path held by two rows appears twice.
+    pub fn paths(&self) -> Result<Vec<String>> {
+        let batches = self.collect(self.table.query().select(Select::columns(&["path"])))?;
+        Ok(batches
+            .iter()
+            .flat_map(|b| {
+                let paths = strings(b, "path");
+                (0..b.num_rows())
+                    .map(|i| paths.value(i).to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect())
+    }
+
+    /// Leaves one row per path where some path has several (imgsim's own writes upsert by
+    /// path and never make them; this repairs a table written otherwise). Returns how many
+    /// rows were removed.
+    pub fn repair_duplicates(&self) -> Result<usize> {
+        let mut seen = HashSet::new();
+        let mut twice: Vec<String> = Vec::new();
+        for path in self.paths()? {
+            if !seen.insert(path.clone()) && !twice.contains(&path) {
+                twice.push(path);
+            }
+        }
+        let mut removed = 0;
+        for chunk in twice.chunks(IN_CHUNK) {
+            let rows = self.rows_where(&sql_in("path", chunk))?;
+            let mut keep: HashMap<&str, &Row> = HashMap::new();
+            for row in &rows {
+                keep.entry(row.path.as_str()).or_insert(row);
+            }
+            removed += rows.len() - keep.len();
+            let keep: Vec<Row> = keep.into_values().cloned().collect();
+            let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            // Delete, then write one back: a crash in between loses the row, which the
+            // next pass finds missing and adds again (never a duplicate).
+            self.delete(&refs)?;
+            self.append(&keep)?;
+        }
+        Ok(removed)
+    }
+
+    /// The rows whose path satisfies `filter` (an SQL predicate), vectors included.
+    pub fn rows_where(&self, filter: &str) -> Result<Vec<Row>> {
+        let batches = self.collect(self.table.query().only_if(filter))?;
+        Ok(batches.iter().flat_map(rows_of).collect())
+    }
+
+    /// The rows whose `column` is one of `values`, [`IN_CHUNK`] values per query.
+    fn rows_in<S: AsRef<str>>(&self, column: &str, values: &[S]) -> Result<Vec<Row>> {
+        let mut rows = Vec::new();
+        for chunk in values.chunks(IN_CHUNK) {
+            rows.extend(self.rows_where(&sql_in(column, chunk))?);
+        }
+        Ok(rows)
+    }
+
+    /// One row per hash among `hashes` (any of the paths that share it).
+    pub fn rows_by_hash(&self, hashes: &[&str]) -> Result<HashMap<String, Row>> {
+        let mut found = HashMap::new();
+        for row in self.rows_in("hash", hashes)? {
+            found.entry(row.hash.clone()).or_insert(row);
+        }
+        Ok(found)
+    }
+
+    pub fn row(&self, path: &str) -> Result<Option<Row>> {
+        Ok(self
+            .rows_where(&format!("path = {}", sql_quote(path)))?
+            .into_iter()
+            .next())
+    }
+
+    /// Inserts rows, replacing any with the same path (one commit).
+    pub fn upsert(&self, rows: &[Row]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        // A path given twice would be two rows: keep the last.
+        let mut last: HashMap<&str, &Row> = HashMap::new();
+        for row in rows {
+            last.insert(row.path.as_str(), row);
+        }
+        let unique: Vec<&Row> = last.into_values().collect();
+        let batch = record_batch(&unique, self.info.dim)?;
+        let schema = batch.schema();
+        let reader = RecordBatchIterator::new(vec![Ok(batch)], schema);
+        let mut merge = self.table.merge_insert(&["path"]);
+        merge
+            .when_matched_update_all(None)
+            .when_not_matched_insert_all();
+        self.block_on(merge.execute(Box::new(reader)))?;
+        Ok(())
+    }
+
+    /// Adds rows known to be new (no upsert: the fast path for bulk loads).
+    pub fn append(&self, rows: &[Row]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<&Row> = rows.iter().collect();
+        let batch = record_batch(&refs, self.info.dim)?;
+        self.block_on(self.table.add(batch).execute())?;
+        Ok(())
+    }
+
+    /// Removes the rows of these paths (one commit per [`IN_CHUNK`]).
+    pub fn delete(&self, paths: &[&str]) -> Result<()> {
+        for chunk in paths.chunks(IN_CHUNK) {
+            let predicate = sql_in("path", chunk);
+            self.block_on(self.table.delete(predicate.as_str()))?;
+        }
+        Ok(())
+    }
+
+    /// The `k` rows most similar to `query` by cosine, best first, scored exactly from the
+    /// stored vectors; `exclude` (the query's own path) is left out.
+    pub fn nearest(&self, query: &[f32], k: usize, exclude: Option<&str>) -> Result<Vec<Hit>> {
+        // An ANN index returns approximate distances; fetch more and re-rank exactly.
+        let fetch = (k + usize::from(exclude.is_some())) * 4;
+        let search = self
+            .table
+            .query()
+            .nearest_to(query)
+            .map_err(|e| self.store.error(e))?
+            .distance_type(DistanceType::Cosine)
+            .limit(fetch)
+            // With an IVF-PQ index: probe enough partitions, and let Lance re-rank a wider
+            // candidate set with the full vectors before we re-score them exactly.
+            .nprobes(NPROBES)
+            .map_err(|e| self.store.error(e))?
+            .refine_factor(REFINE_FACTOR)
+            .select(Select::columns(&["path", "vector"]));
+        let batches = self.collect(search)?;
+        let mut hits = Vec::new();
+        for batch in &batches {
+            let paths = strings(batch, "path");
+            let vectors = column::<FixedSizeListArray>(batch, "vector");
+            for i in 0..batch.num_rows() {
+                let path = paths.value(i);
+                if exclude != Some(path) {
+                    hits.push(Hit {
+                        path: path.to_string(),
+                        score: dot(&vector(vectors, i), query),
+                    });
+                }
+            }
+        }
+        sort_hits(&mut hits);
+        hits.truncate(k);
+        Ok(hits)
+    }
+
+    /// Like [`Self::nearest`], among the rows whose path is in `allowed` only. A selective
+    /// filter is scored exactly over its rows; a broad one searches the vectors and skips
+    /// rows outside it, widening the search until `k` are found.
+    pub fn nearest_among(
+        &self,
+        query: &[f32],
+        k: usize,
+        exclude: Option<&str>,
+        allowed: &HashSet<String>,
+    ) -> Result<Vec<Hit>> {
+        let total = self.count()?;
+        if exact_scan_pays(allowed.len(), total) {
+            let paths: Vec<&str> = allowed.iter().map(String::as_str).collect();
+            let mut hits: Vec<Hit> = self
+                .rows_in("path", &paths)?
+                .into_iter()
+                .filter(|row| exclude != Some(row.path.as_str()))
+                .map(|row| Hit {
+                    score: dot(&row.vector, query),
+                    path: row.path,
+                })
+                .collect();
+            sort_hits(&mut hits);
+            hits.truncate(k);
+            return Ok(hits);
+        }
+        let mut fetch = k * 4;
+        loop {
+            let mut hits = self.nearest(query, fetch, exclude)?;
+            let exhausted = hits.len() < fetch;
+            hits.retain(|h| allowed.contains(&h.path));
+            if hits.len() >= k || exhausted || fetch >= total {
+                hits.truncate(k);
+                return Ok(hits);
+            }
+            fetch *= 4;
+        }
+    }
+
+    /// Compacts small fragments, prunes old versions and folds new rows into the indexes.
+    pub fn optimize(&self) -> Result<()> {
+        self.block_on(self.table.optimize(lancedb::table::OptimizeAction::All))?;
+        Ok(())
+    }
+
+    /// Path and tags of every row, for the filter index.
+    pub fn filter_rows(&self) -> Result<Vec<FilterRow>> {
+        let batches = self.collect(
+            self.table
+                .query()
+                .select(Select::columns(&["path", "tags"])),
+        )?;
+        let mut rows = Vec::new();
+        for batch in &batches {
+            let paths = strings(batch, "path");
+            let tags = column::<ListArray>(batch, "tags");
+            for i in 0..batch.num_rows() {
+                rows.push(FilterRow {
+                    path: paths.value(i).to_string(),
+                    tags: string_list(tags, i),
+                });
+            }
+        }
+        Ok(rows)
+    }
+
+    /// The filter index of this table, rebuilt first if it does not match the table's
+    /// current version (after a crash between the two commits, say).
+    /// On a database that cannot be written, the index is built in memory instead.
+    pub fn filters(&self) -> Result<FilterIndex> {
+        let dir = self.store.dir.join(format!("{}.filters", self.info.table));
+        let version = self.version()?;
+        let on_disk = || -> Result<FilterIndex> {
+            let mut filters = FilterIndex::open(&dir)?;
+            if filters.built_from()? != Some(version) {
+                filters.rebuild(&self.filter_rows()?, version)?;
+            }
+            Ok(filters)
+        };
+        match on_disk() {
+            Ok(filters) => Ok(filters),
+            Err(_) if !super::writable(&self.store.dir) => {
+                FilterIndex::in_memory(&dir, &self.filter_rows()?, version)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(super) fn collect(&self, query: impl ExecutableQuery) -> Result<Vec<RecordBatch>> {
+        self.block_on(async { query.execute().await?.try_collect::<Vec<_>>().await })
+    }
+}
