@@ -2,6 +2,8 @@
 //! DINOv2-base (257 tokens) and CLIP B/32 (50 tokens): a tool for the speed work.
 //!
 //!     cargo run --release --example profile_ops
+//!
+//! Under `perf record`, build it with line tables: `--profile profiling` instead of `--release`.
 
 use candle_core::{Device, Tensor};
 use std::time::Instant;

@@ -286,6 +286,35 @@ mod tests {
     }
 
     #[test]
+    fn files_that_cannot_be_images_are_refused_before_they_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let png = dir.path().join("ok.png");
+        let grey = GrayImage::from_pixel(3, 2, Luma([77]));
+        std::fs::write(&png, encode(grey.into(), ImageFormat::Png)).unwrap();
+        assert_eq!(decode_file(&png).unwrap().dimensions(), (3, 2));
+        // Over the size limit: a sparse file, so nothing is written or read.
+        let huge = dir.path().join("big.jpg");
+        std::fs::File::create(&huge)
+            .unwrap()
+            .set_len(MAX_FILE_BYTES + 1)
+            .unwrap();
+        let err = read_image_file(&huge).unwrap_err();
+        assert!(matches!(err, DecodeError::FileTooLarge { .. }), "{err}");
+        // Large, but no image in its first bytes.
+        let zeros = dir.path().join("zeros.jpg");
+        std::fs::File::create(&zeros)
+            .unwrap()
+            .set_len(64 << 20)
+            .unwrap();
+        let err = read_image_file(&zeros).unwrap_err();
+        assert!(matches!(err, DecodeError::UnknownFormat), "{err}");
+        let err = read_image_file(dir.path()).unwrap_err();
+        assert!(matches!(err, DecodeError::NotAFile), "{err}");
+        assert!(check_readable(dir.path()).is_err());
+        assert!(check_readable(&png).is_ok());
+    }
+
+    #[test]
     fn truncated_png_is_an_error_not_a_panic() {
         let grey = GrayImage::from_fn(64, 64, |x, y| Luma([(x * 7 + y * 3) as u8]));
         let bytes = encode(grey.into(), ImageFormat::Png);

@@ -73,6 +73,19 @@ pub enum Error {
         reason: String,
     },
 
+    #[error(
+        "the weights of model '{model}' in the cache are damaged\n  file: {}\n  reason: \
+         {reason}\n  fetch them again: rm -r '{}' && imgsim models fetch {model}",
+        path.display(),
+        folder.display()
+    )]
+    WeightsDamaged {
+        model: String,
+        path: PathBuf,
+        folder: PathBuf,
+        reason: String,
+    },
+
     #[error("{}: {reason}", path.display())]
     ModelFiles { path: PathBuf, reason: String },
 

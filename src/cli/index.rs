@@ -41,8 +41,8 @@ pub fn run(args: IndexArgs) -> anyhow::Result<Outcome> {
     let sources = library.model.sources_or_all()?;
     let device = imgsim::device::select(library.model.device)?;
     let db_dir = library.db.dir()?;
-    let _lock = lock_for_writing(&db_dir, &library.doing("index"))?;
     let store = Store::open(&db_dir, true)?;
+    let _lock = lock_for_writing(&db_dir, &library.doing("index"))?;
     let mut any_failed = false;
     for source in sources {
         let model = imgsim::models::Model::load(&source, None, &device)?;

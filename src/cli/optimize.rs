@@ -16,8 +16,8 @@ pub struct OptimizeArgs {
 /// Compacts every model's table and builds or refreshes its vector index.
 pub fn run(args: OptimizeArgs) -> anyhow::Result<Outcome> {
     let db_dir = args.db.dir()?;
-    let _lock = lock_for_writing(&db_dir, "imgsim optimize")?;
     let store = Store::open(&db_dir, false)?;
+    let _lock = lock_for_writing(&db_dir, "imgsim optimize")?;
     for info in store.tables()? {
         let Some(table) = store.table(&info.model_id)? else {
             continue;

@@ -95,8 +95,8 @@ fn canonical_string(path: &Path) -> anyhow::Result<String> {
 
 fn change_tags(args: TagArgs, add: bool) -> anyhow::Result<Outcome> {
     let db_dir = args.db.dir()?;
-    let _lock = lock_for_writing(&db_dir, "imgsim tag")?;
     let store = Store::open(&db_dir, false)?;
+    let _lock = lock_for_writing(&db_dir, "imgsim tag")?;
     let keys: Vec<String> = args
         .paths
         .iter()

@@ -80,8 +80,21 @@ pub fn cache_dir() -> PathBuf {
         .join(".cache/huggingface/hub")
 }
 
-/// The registry model's files from the cache, without touching the network.
+/// The registry model's files from the cache, without touching the network. Weights that are
+/// there but not whole (a download cut short, a damaged disk) are an error that says how to
+/// fetch them again, not a file that fails later inside the model loader.
 pub fn cached(spec: &ModelSpec) -> Result<ModelFiles> {
+    let files = cached_unchecked(spec)?;
+    check_safetensors(&files.weights).map_err(|reason| Error::WeightsDamaged {
+        model: spec.name.clone(),
+        path: files.weights.clone(),
+        folder: cache_dir().join(repo_folder(&spec.repo)),
+        reason,
+    })?;
+    Ok(files)
+}
+
+fn cached_unchecked(spec: &ModelSpec) -> Result<ModelFiles> {
     let get = |filename: &str| -> Result<PathBuf> {
         cached_file(&cache_dir(), &spec.repo, &spec.revision, filename).ok_or_else(|| {
             missing(
@@ -106,12 +119,17 @@ pub fn cached(spec: &ModelSpec) -> Result<ModelFiles> {
 pub fn fetch(spec: &ModelSpec) -> Result<ModelFiles> {
     match cached(spec) {
         Ok(files) => Ok(files),
-        Err(_) if !offline() => download(spec),
+        Err(Error::WeightsMissing { .. }) if !offline() => {
+            download(spec)?;
+            cached(spec)
+        }
         Err(e) => Err(e),
     }
 }
 
-fn download(spec: &ModelSpec) -> Result<ModelFiles> {
+/// Downloads the files into the cache (hf-hub writes each to a `.part` file and renames it
+/// when complete: a cut connection leaves nothing that a later run would load).
+fn download(spec: &ModelSpec) -> Result<()> {
     let failed = |reason: String| Error::Fetch {
         model: spec.name.clone(),
         looked_in: looked_in(spec),
@@ -132,18 +150,16 @@ fn download(spec: &ModelSpec) -> Result<ModelFiles> {
         repo.download(filename)
             .map_err(|e| failed(format!("{filename}: {e}")))
     };
-    Ok(ModelFiles {
-        config: get(CONFIG)?,
-        weights: get(WEIGHTS)?,
-        preprocessor: None,
-    })
+    get(CONFIG)?;
+    get(WEIGHTS)?;
+    Ok(())
 }
 
 /// A file of `repo` at `revision` in a hub cache (the layout `huggingface_hub` writes):
 /// `models--owner--name/snapshots/<commit>/<file>`, the commit being the revision itself
 /// when it is a commit hash, else the one that `refs/<revision>` records.
 fn cached_file(cache: &Path, repo: &str, revision: &str, filename: &str) -> Option<PathBuf> {
-    let folder = cache.join(format!("models--{}", repo.replace('/', "--")));
+    let folder = cache.join(repo_folder(repo));
     let is_commit = revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit());
     let commit = if is_commit {
         revision.to_string()
@@ -155,6 +171,45 @@ fn cached_file(cache: &Path, repo: &str, revision: &str, filename: &str) -> Opti
     };
     let path = folder.join("snapshots").join(commit).join(filename);
     path.is_file().then_some(path)
+}
+
+/// The cache folder of a model repository: `models--owner--name`.
+fn repo_folder(repo: &str) -> String {
+    format!("models--{}", repo.replace('/', "--"))
+}
+
+/// Checks that a safetensors file is whole: its header parses, and its tensors end where the
+/// file ends. Reads the header only.
+pub fn check_safetensors(path: &Path) -> std::result::Result<(), String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let size = file.metadata().map_err(|e| e.to_string())?.len();
+    let mut head = [0u8; 8];
+    file.read_exact(&mut head)
+        .map_err(|_| format!("{size} bytes: shorter than a safetensors header"))?;
+    let header_len = u64::from_le_bytes(head);
+    if header_len > 100 << 20 || 8 + header_len > size {
+        return Err(format!(
+            "a header of {header_len} bytes does not fit in {size} bytes (truncated?)"
+        ));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header).map_err(|e| e.to_string())?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| format!("unreadable header: {e}"))?;
+    let end = header
+        .iter()
+        .filter(|(name, _)| *name != "__metadata__")
+        .filter_map(|(_, tensor)| tensor.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+        .unwrap_or(0);
+    let expected = 8 + header_len + end;
+    if expected != size {
+        return Err(format!(
+            "its tensors need {expected} bytes but the file has {size} (truncated or damaged)"
+        ));
+    }
+    Ok(())
 }
 
 fn missing(spec: &ModelSpec, reason: String) -> Error {
@@ -188,6 +243,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("not a directory"), "{err}");
+    }
+
+    #[test]
+    fn a_truncated_safetensors_file_is_found_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/tiny-clip/model.safetensors"),
+        )
+        .unwrap();
+        let path = dir.path().join(WEIGHTS);
+        std::fs::write(&path, &whole).unwrap();
+        check_safetensors(&path).unwrap();
+        std::fs::write(&path, &whole[..whole.len() - 1]).unwrap();
+        let err = check_safetensors(&path).unwrap_err();
+        assert!(err.contains("truncated"), "{err}");
+        std::fs::write(&path, &whole[..4]).unwrap();
+        assert!(check_safetensors(&path).is_err());
+        let mut longer = whole.clone();
+        longer.push(0);
+        std::fs::write(&path, &longer).unwrap();
+        assert!(check_safetensors(&path).is_err());
     }
 
     #[test]

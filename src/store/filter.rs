@@ -56,7 +56,12 @@ fn schema() -> (Schema, Fields) {
 impl FilterIndex {
     /// Opens the index in `dir`, creating it empty when there is none.
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| filter_error(dir, e))?;
+        // Beside its table, in a database folder that exists: never created with it.
+        match std::fs::create_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(filter_error(dir, e)),
+        }
         let (schema, fields) = schema();
         let directory =
             tantivy::directory::MmapDirectory::open(dir).map_err(|e| filter_error(dir, e))?;

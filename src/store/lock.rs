@@ -85,7 +85,8 @@ fn take(
         path: path.clone(),
         cause: source,
     };
-    std::fs::create_dir_all(db_dir).map_err(io)?;
+    // The folder is not created here: a lock taken after the database was deleted (under a
+    // running daemon) must fail, not make a new, empty database.
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub use filter::FilterIndex;
 pub use lock::{DaemonLock, WriterLock};
-pub use rows::{dot, sql_quote, FileState, FilterRow, Hit, Row};
+pub use rows::{sql_quote, FileState, FilterRow, Hit, Row};
 pub use table::ModelTable;
 pub use vector_index::{
     ivf_pq_params, IndexUpkeep, AUTO_INDEX_ROWS, MIN_INDEX_ROWS, NPROBES, REFINE_FACTOR,

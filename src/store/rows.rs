@@ -54,11 +54,6 @@ pub struct FilterRow {
     pub tags: Vec<String>,
 }
 
-/// The dot product, which is the cosine similarity of L2-normalised vectors.
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
 /// Best first; equal scores by path, so that results are stable.
 pub fn sort_hits(hits: &mut [Hit]) {
     hits.sort_by(|a, b| {

@@ -13,11 +13,12 @@ use lancedb::DistanceType;
 
 use super::filter::FilterIndex;
 use super::rows::{
-    column, dot, record_batch, rows_of, sort_hits, sql_in, sql_quote, string_list, strings, vector,
+    column, record_batch, rows_of, sort_hits, sql_in, sql_quote, string_list, strings, vector,
     FileState, FilterRow, Hit, Row, IN_CHUNK,
 };
 use super::vector_index::{exact_scan_pays, NPROBES, REFINE_FACTOR};
 use super::{Store, TableInfo};
+use crate::embed::cosine;
 use crate::error::Result;
 
 /// One model's table.
@@ -214,7 +215,7 @@ impl ModelTable<'_> {
                 if exclude != Some(path) {
                     hits.push(Hit {
                         path: path.to_string(),
-                        score: dot(&vector(vectors, i), query),
+                        score: cosine(&vector(vectors, i), query),
                     });
                 }
             }
@@ -242,7 +243,7 @@ impl ModelTable<'_> {
                 .into_iter()
                 .filter(|row| exclude != Some(row.path.as_str()))
                 .map(|row| Hit {
-                    score: dot(&row.vector, query),
+                    score: cosine(&row.vector, query),
                     path: row.path,
                 })
                 .collect();

@@ -108,6 +108,17 @@ impl Index {
     }
 }
 
+/// The paths of a `similar --json` run's hits, best first.
+fn hit_paths(out: &Run) -> Vec<String> {
+    out.json_lines::<SimilarLine>()
+        .into_iter()
+        .filter_map(|l| match l {
+            SimilarLine::Hit { path, .. } => Some(path),
+            _ => None,
+        })
+        .collect()
+}
+
 fn counts(l: &IndexLine) -> [usize; 7] {
     [
         l.added,
@@ -274,14 +285,7 @@ fn where_narrows_results_and_tags_are_searchable_at_once() {
     let query = ix.photos.join(PHOTOS[0]).display().to_string();
     let search = |filter: &str| -> Vec<String> {
         let out = ix.run(&["similar", &query, "-k", "3", "--json", "--where", filter]);
-        let hits: Vec<String> = out
-            .json_lines::<SimilarLine>()
-            .into_iter()
-            .filter_map(|l| match l {
-                SimilarLine::Hit { path, .. } => Some(path),
-                _ => None,
-            })
-            .collect();
+        let hits = hit_paths(&out);
         // Exit code 1 exactly when nothing matched.
         out.assert_exit(if hits.is_empty() { 1 } else { 0 });
         hits
@@ -450,14 +454,7 @@ fn a_database_that_cannot_be_written_still_answers_searches() {
         "--json",
     ]);
     out.assert_exit(0);
-    let hits: Vec<String> = out
-        .json_lines::<SimilarLine>()
-        .into_iter()
-        .filter_map(|l| match l {
-            SimilarLine::Hit { path, .. } => Some(path),
-            _ => None,
-        })
-        .collect();
+    let hits = hit_paths(&out);
     assert_eq!(hits.len(), 4, "{hits:?}");
     assert!(hits.iter().all(|p| p.contains("/2023/")), "{hits:?}");
     ix.cmd.run(&["status", "--db", ro_arg]).assert_exit(0);

@@ -2,6 +2,7 @@
 
 mod cli;
 mod eval;
+mod hub;
 mod index;
 mod parity;
 mod util;

@@ -434,7 +434,10 @@ fn a_daemon_whose_database_is_deleted_stops_instead_of_starting_anew() {
     });
     assert_eq!(daemon.child.wait().unwrap().code(), Some(2));
     assert!(matches!(daemon.reports().last(), Some(Report::Stopped)));
-    assert!(!w.db().exists(), "no new partial database");
+    assert!(
+        !w.db().join("models.json").exists(),
+        "no new partial database"
+    );
 }
 
 #[test]
@@ -443,23 +446,8 @@ fn similar_and_status_go_through_the_daemon_and_agree_with_direct_use() {
     let daemon = w.start_watching();
     w.wait_until_in_sync(BOUND);
     let db = w.db().display().to_string();
-    let model = model_dir("tiny-dinov2").display().to_string();
     let query = w.staged_query();
-    let run = |extra: &[&str]| {
-        let mut args = vec![
-            "similar",
-            query.as_str(),
-            "--db",
-            &db,
-            "--model-dir",
-            &model,
-            "--json",
-        ];
-        args.extend(extra);
-        let out = imgsim(&args);
-        out.assert_exit(0);
-        out.stdout()
-    };
+    let run = |extra: &[&str]| w.similar(&query, extra);
     assert_eq!(run(&[]), run(&["--no-daemon"]));
 
     let status = imgsim(&["status", "--json", "--db", &db]);
@@ -489,24 +477,8 @@ fn clients_that_hold_every_slot_neither_break_queries_nor_stay_forever() {
     let w = Watched::new(3, 0);
     let _daemon = w.start_watching();
     w.wait_until_in_sync(BOUND);
-    let db = w.db().display().to_string();
-    let model = model_dir("tiny-dinov2").display().to_string();
     let query = w.staged_query();
-    let similar = |extra: &[&str]| {
-        let mut args = vec![
-            "similar",
-            &query,
-            "--db",
-            &db,
-            "--model-dir",
-            &model,
-            "--json",
-        ];
-        args.extend(extra);
-        let out = imgsim(&args);
-        out.assert_exit(0);
-        out.stdout()
-    };
+    let similar = |extra: &[&str]| w.similar(&query, extra);
     let direct = similar(&["--no-daemon"]);
     let socket = w.db().join("daemon.sock");
     // A client that trickles a byte every second, which a per-read timeout would never end.
@@ -565,6 +537,25 @@ fn clients_that_hold_every_slot_neither_break_queries_nor_stay_forever() {
 }
 
 impl Watched {
+    /// `imgsim similar QUERY --json` on this database with the tiny model: its output.
+    fn similar(&self, query: &str, extra: &[&str]) -> String {
+        let db = self.db().display().to_string();
+        let model = model_dir("tiny-dinov2").display().to_string();
+        let mut args = vec![
+            "similar",
+            query,
+            "--db",
+            &db,
+            "--model-dir",
+            &model,
+            "--json",
+        ];
+        args.extend(extra);
+        let out = imgsim(&args);
+        out.assert_exit(0);
+        out.stdout()
+    }
+
     /// A photo that is not in the library (so the daemon must embed the bytes it is sent).
     fn staged_query(&self) -> String {
         let query = self.dir.path().join("query.jpg");
