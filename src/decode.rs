@@ -1,7 +1,7 @@
 //! File bytes -> upright 8-bit RGB pixels, the way PIL's `Image.open(..).convert("RGB")` does it,
 //! plus EXIF orientation (which the reference does not apply: see README).
 
-use std::io::{Cursor, Read, Seek, SeekFrom};
+use std::io::{Cursor, Read};
 use std::path::Path;
 
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
@@ -33,15 +33,14 @@ pub fn read_image_file(path: &Path) -> Result<Vec<u8>, DecodeError> {
             limit: MAX_FILE_BYTES,
         });
     }
-    let file = std::fs::File::open(path)?;
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    let mut file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
     // The magic bytes first: a 5 GB file that is no image is not read to find out.
-    file.take(32).read_to_end(&mut bytes)?;
+    (&mut file).take(32).read_to_end(&mut bytes)?;
     if image::guess_format(&bytes).is_err() {
         return Err(DecodeError::UnknownFormat);
     }
-    let mut file = std::fs::File::open(path)?;
-    file.seek(SeekFrom::Start(bytes.len() as u64))?;
+    bytes.reserve_exact((meta.len() as usize).saturating_sub(bytes.len()));
     file.take(MAX_FILE_BYTES + 1 - bytes.len() as u64)
         .read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_FILE_BYTES {

@@ -148,6 +148,16 @@ fn offline(hub: &Hub, cache: &Path) -> Imgsim {
     online(hub, cache).env("HF_HUB_OFFLINE", "1")
 }
 
+/// `imgsim embed --model dinov2-small IMAGE`: the first use of the registry model.
+fn embed(cmd: &Imgsim) -> Run {
+    cmd.run(&[
+        "embed",
+        "--model",
+        "dinov2-small",
+        "tests/fixtures/images/tiny.png",
+    ])
+}
+
 #[derive(Deserialize)]
 struct ModelLine {
     name: String,
@@ -186,14 +196,7 @@ fn models_fetch_gets_the_pinned_revision_and_then_works_offline() {
     // Offline from now on: the hub hears nothing more.
     let offline = offline(&hub, cache.path());
     assert!(is_local(&offline));
-    offline
-        .run(&[
-            "embed",
-            "--model",
-            "dinov2-small",
-            "tests/fixtures/images/tiny.png",
-        ])
-        .assert_exit(0);
+    embed(&offline).assert_exit(0);
     assert_eq!(hub.requests().len(), requests.len());
 }
 
@@ -201,15 +204,11 @@ fn models_fetch_gets_the_pinned_revision_and_then_works_offline() {
 fn first_use_fetches_and_offline_never_touches_the_network() {
     let hub = Hub::start(Fault::None);
     let cache = tempfile::tempdir().unwrap();
-    let image = "tests/fixtures/images/tiny.png";
-    offline(&hub, cache.path())
-        .run(&["embed", "--model", "dinov2-small", image])
+    embed(&offline(&hub, cache.path()))
         .assert_exit(2)
         .assert_stderr_has("HF_HUB_OFFLINE is set");
     assert!(hub.requests().is_empty(), "{:?}", hub.requests());
-    online(&hub, cache.path())
-        .run(&["embed", "--model", "dinov2-small", image])
-        .assert_exit(0);
+    embed(&online(&hub, cache.path())).assert_exit(0);
     assert!(!hub.requests().is_empty());
 }
 
@@ -230,13 +229,7 @@ fn hub_failures_are_clear_errors_and_leave_nothing_to_load() {
         // Nothing half-written is taken for the model later.
         let offline = offline(&hub, cache.path());
         assert!(!is_local(&offline));
-        offline
-            .run(&[
-                "embed",
-                "--model",
-                "dinov2-small",
-                "tests/fixtures/images/tiny.png",
-            ])
+        embed(&offline)
             .assert_exit(2)
             .assert_stderr_has("not in the cache");
     }
@@ -254,13 +247,7 @@ fn damaged_weights_in_the_cache_say_how_to_fetch_them_again() {
     let bytes = std::fs::read(&blob).unwrap();
     std::fs::write(&blob, &bytes[..bytes.len() - 100]).unwrap();
     let offline = offline(&hub, cache.path());
-    offline
-        .run(&[
-            "embed",
-            "--model",
-            "dinov2-small",
-            "tests/fixtures/images/tiny.png",
-        ])
+    embed(&offline)
         .assert_exit(2)
         .assert_stderr_has("damaged")
         .assert_stderr_has("imgsim models fetch dinov2-small");

@@ -2,6 +2,7 @@
 
 mod cli;
 mod eval;
+mod fuzz;
 mod hub;
 mod index;
 mod parity;
