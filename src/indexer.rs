@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::scan::{walk_library, walk_paths, Found};
 use crate::store::{FileState, ModelTable, Row};
-use crate::util::{now_seconds, path_string};
+use crate::util::{now_seconds, path_of, path_string};
 
 /// Rows written per commit.
 pub const WRITE_BATCH: usize = 512;
@@ -144,9 +144,9 @@ pub fn sync(
     let missing_roots: Vec<&PathBuf> = roots.iter().filter(|r| !r.is_dir()).collect();
     let gone: Vec<(&String, &FileState)> = existing
         .iter()
-        .filter(|(path, _)| {
-            let path = Path::new(path.as_str());
-            !found_paths.contains(path.to_string_lossy().as_ref())
+        .filter(|(key, _)| {
+            let path = path_of(key);
+            !found_paths.contains(key.as_str())
                 && roots.iter().any(|r| path.starts_with(r))
                 && scope.iter().any(|s| path.starts_with(s))
                 && !unreadable.iter().any(|u| path.starts_with(u))

@@ -4,9 +4,69 @@
 use std::io::Write;
 use std::path::Path;
 
-/// The string under which a path is stored and printed.
+/// The string under which a path is stored: the path itself when it is UTF-8 (every format-1
+/// database's rows stay valid), and without loss when it is not: Linux file names are bytes,
+/// and two names that differ only in bytes that are not UTF-8 must not share a row.
+///
+/// Each byte that is not part of valid UTF-8 (always 0x80..=0xFF) becomes the private-use
+/// character U+10FF00 + byte; a name that really holds one of those characters has the bytes
+/// of that character escaped the same way, so [`path_of`] reverses every key exactly.
 pub fn path_string(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        if !text.chars().any(is_escape) {
+            return text.to_string();
+        }
+    }
+    let mut key = String::with_capacity(bytes.len() + 8);
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if is_escape(c) {
+                let mut buf = [0; 4];
+                c.encode_utf8(&mut buf)
+                    .bytes()
+                    .for_each(|b| key.push(escape(b)));
+            } else {
+                key.push(c);
+            }
+        }
+        chunk.invalid().iter().for_each(|&b| key.push(escape(b)));
+    }
+    key
+}
+
+/// The path a stored key names (the inverse of [`path_string`]).
+pub fn path_of(key: &str) -> std::path::PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    if !key.chars().any(is_escape) {
+        return key.into();
+    }
+    let mut bytes = Vec::with_capacity(key.len());
+    for c in key.chars() {
+        if is_escape(c) {
+            bytes.push((c as u32 - ESCAPE_BASE) as u8);
+        } else {
+            let mut buf = [0; 4];
+            bytes.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        }
+    }
+    std::ffi::OsString::from_vec(bytes).into()
+}
+
+/// A stored key as people read it: the path, with bytes that are not UTF-8 shown as U+FFFD.
+pub fn display_key(key: &str) -> String {
+    path_of(key).to_string_lossy().into_owned()
+}
+
+const ESCAPE_BASE: u32 = 0x10FF00;
+
+fn is_escape(c: char) -> bool {
+    (ESCAPE_BASE + 0x80..=ESCAPE_BASE + 0xFF).contains(&(c as u32))
+}
+
+fn escape(byte: u8) -> char {
+    char::from_u32(ESCAPE_BASE + byte as u32).expect("a private-use character")
 }
 
 /// Writes `bytes` to `path` through a temporary file beside it and a rename, so that a reader
@@ -55,6 +115,35 @@ fn memory_mb_in(status_file: &str) -> Option<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn every_path_is_stored_without_loss_and_utf8_paths_as_they_are() {
+        let name = |bytes: &[u8]| std::path::PathBuf::from(std::ffi::OsStr::from_bytes(bytes));
+        assert_eq!(path_string(Path::new("/photos/été.jpg")), "/photos/été.jpg");
+        let latin1 = name(b"/photos/\xe9t\xe9.jpg");
+        let other = name(b"/photos/\xe9t\xe8.jpg");
+        assert_ne!(path_string(&latin1), path_string(&other));
+        assert_eq!(
+            display_key(&path_string(&latin1)),
+            "/photos/\u{fffd}t\u{fffd}.jpg"
+        );
+        // A real name holding an escape character is escaped in turn.
+        let tricky = format!("/a/{}\u{10ff80}b", char::from_u32(0x10ffe9).unwrap());
+        let mut cases = vec![
+            latin1,
+            other,
+            name(tricky.as_bytes()),
+            name(b"/\xff\xfe\x80"),
+        ];
+        cases.push(name(b"/ok/\xf4\x8f\xbf\xbf/\xf4\x8f"));
+        for path in cases {
+            let key = path_string(&path);
+            assert_eq!(path_of(&key), path, "{key:?}");
+            assert_eq!(path_string(&path_of(&key)), key);
+        }
+        assert_ne!(path_string(&name(tricky.as_bytes())), tricky);
+    }
 
     #[test]
     fn an_atomic_write_replaces_the_whole_file_and_leaves_no_temporary() {

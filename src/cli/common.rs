@@ -157,6 +157,43 @@ pub fn print_json<T: serde::Serialize>(value: &T) {
     println!("{}", serde_json::to_string(value).expect("serialisable"));
 }
 
+/// Prints `prefix`, the path a stored key names, and `suffix`, as one line. The path goes out
+/// as its own bytes, so that a name that is not UTF-8 can be pasted back and opened.
+pub fn print_path_line(prefix: &str, key: &str, suffix: &str) {
+    use std::io::Write;
+    use std::os::unix::ffi::OsStrExt;
+    let path = imgsim::util::path_of(key);
+    let mut out = std::io::stdout().lock();
+    let _ = out
+        .write_all(prefix.as_bytes())
+        .and_then(|()| out.write_all(path.as_os_str().as_bytes()))
+        .and_then(|()| writeln!(out, "{suffix}"));
+}
+
+/// A path in JSON output: `path` is text (bytes that are not UTF-8 shown as U+FFFD), and a
+/// name that is not UTF-8 also has `path_bytes`, its bytes in base64 (as ripgrep does).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct JsonPath {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_bytes: Option<String>,
+}
+
+impl JsonPath {
+    pub fn of_key(key: &str) -> Self {
+        use base64::Engine;
+        use std::os::unix::ffi::OsStrExt;
+        let path = imgsim::util::path_of(key);
+        let bytes = path.as_os_str().as_bytes();
+        Self {
+            path: path.to_string_lossy().into_owned(),
+            path_bytes: std::str::from_utf8(bytes)
+                .is_err()
+                .then(|| base64::engine::general_purpose::STANDARD.encode(bytes)),
+        }
+    }
+}
+
 /// One file-level problem: reported, counted, never fatal.
 pub fn report_file_error(err: &imgsim::Error) {
     eprintln!("imgsim: {err}");

@@ -8,7 +8,7 @@ use imgsim::store::Store;
 use imgsim::util::path_string;
 use serde::{Deserialize, Serialize};
 
-use super::common::{canonical, print_json, DbArgs, ModelArgs};
+use super::common::{canonical, print_json, print_path_line, DbArgs, JsonPath, ModelArgs};
 use super::Outcome;
 
 #[derive(clap::Args, Debug)]
@@ -46,7 +46,8 @@ pub enum SimilarLine {
     Hit {
         rank: usize,
         score: f32,
-        path: String,
+        #[serde(flatten)]
+        path: JsonPath,
     },
     Summary {
         query: String,
@@ -204,15 +205,15 @@ fn print_hits(
             print_json(&SimilarLine::Hit {
                 rank: i + 1,
                 score: *score,
-                path: path.clone(),
+                path: JsonPath::of_key(path),
             });
         } else {
-            println!("{:>3}  {:.4}  {}", i + 1, score, path);
+            print_path_line(&format!("{:>3}  {:.4}  ", i + 1, score), path, "");
         }
     }
     if args.json {
         print_json(&SimilarLine::Summary {
-            query: query_path.to_string(),
+            query: imgsim::util::display_key(query_path),
             model: model.to_string(),
             hits: hits.len(),
             indexed,

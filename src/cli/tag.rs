@@ -7,7 +7,7 @@ use imgsim::store::Store;
 use imgsim::util::path_string;
 use serde::{Deserialize, Serialize};
 
-use super::common::{canonical, lock_for_writing, print_json, DbArgs};
+use super::common::{canonical, lock_for_writing, print_json, print_path_line, DbArgs, JsonPath};
 use super::Outcome;
 
 #[derive(clap::Subcommand, Debug)]
@@ -40,7 +40,8 @@ pub struct TagArgs {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct TagLine {
-    pub path: String,
+    #[serde(flatten)]
+    pub path: JsonPath,
     pub tags: Vec<String>,
 }
 
@@ -71,13 +72,16 @@ pub fn run(command: TagCommand) -> anyhow::Result<Outcome> {
                 }
                 if !found {
                     missing += 1;
-                    eprintln!("imgsim: {key}: not indexed");
+                    eprintln!("imgsim: {}: not indexed", path.display());
                     continue;
                 }
                 if json {
-                    print_json(&TagLine { path: key, tags });
+                    print_json(&TagLine {
+                        path: JsonPath::of_key(&key),
+                        tags,
+                    });
                 } else {
-                    println!("{key}\t{}", tags.join(", "));
+                    print_path_line("", &key, &format!("\t{}", tags.join(", ")));
                 }
             }
             Ok(if missing > 0 {

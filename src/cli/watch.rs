@@ -50,10 +50,11 @@ pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
     let db_dir = library.db.dir()?;
     std::fs::create_dir_all(&db_dir).map_err(|e| anyhow::anyhow!("{}: {e}", db_dir.display()))?;
     let db_dir = std::fs::canonicalize(&db_dir)?;
+    // Opened first: a database of a newer imgsim is refused before anything is written.
+    let store = Store::open(&db_dir, true)?;
     let _daemon_lock = DaemonLock::acquire(&db_dir, &library.doing("watch"))?;
 
     let device = imgsim::device::select(library.model.device)?;
-    let store = Store::open(&db_dir, true)?;
     let mut models = Vec::new();
     let mut keys = Vec::new();
     for source in library.model.sources_or_all()? {

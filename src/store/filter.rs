@@ -135,7 +135,7 @@ impl FilterIndex {
     }
 
     fn document(&self, row: &FilterRow) -> TantivyDocument {
-        let path = Path::new(&row.path);
+        let path = crate::util::path_of(&row.path);
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

@@ -2,6 +2,7 @@
 //! models or weights never mix), one row per indexed file, and what is derived from it.
 //!
 //! - `mod.rs`: the database folder, its manifest (`models.json`: which table holds which model)
+//! - `format.rs`: which layout the folder holds; older ones brought up to date, newer refused
 //! - `rows.rs`: a row and its Arrow form
 //! - `table.rs`: one model's table: reads, upserts, deletes, exact re-ranked search
 //! - `vector_index.rs`: when a table gets an IVF-PQ index and how it is kept fresh
@@ -12,6 +13,7 @@
 //! the rest of imgsim stays synchronous.
 
 mod filter;
+pub mod format;
 mod lock;
 mod rows;
 mod table;
@@ -74,6 +76,9 @@ impl Store {
                 ));
             }
             std::fs::create_dir_all(dir).map_err(|e| store_error(dir, e))?;
+            format::mark_new(dir)?;
+        } else {
+            format::check(dir, writable(dir))?;
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -625,7 +625,7 @@ impl<'a> Daemon<'a> {
                 let stamped = Stamped::now(error.clone());
                 self.set_status(|s| s.last_error = Some(stamped));
                 (self.report)(Report::FileFailed {
-                    path: path_string(&path),
+                    path: path.to_string_lossy().into_owned(),
                     error,
                 });
             }

@@ -464,3 +464,83 @@ fn a_database_that_cannot_be_written_still_answers_searches() {
         .assert_exit(2)
         .assert_stderr_has("Read-only file system");
 }
+
+#[test]
+fn names_that_are_not_utf8_keep_a_row_each_and_print_as_they_are() {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    // Two Latin-1 names that differ only in bytes that are not UTF-8, and different pictures.
+    let names: [&[u8]; 2] = [b"caf\xe9.png", b"caf\xe8.png"];
+    let files: Vec<PathBuf> = names
+        .iter()
+        .map(|n| photos.join(std::ffi::OsStr::from_bytes(n)))
+        .collect();
+    std::fs::copy(fixtures().join("images/tall.png"), &files[0]).unwrap();
+    std::fs::copy(fixtures().join("images/rgba.png"), &files[1]).unwrap();
+    let cmd = Imgsim::new().current_dir(dir.path());
+    let photos_arg = photos.to_str().unwrap();
+    let index = |expect: &str| {
+        let out = cmd.run(&["index", "--model", "phash", "--json", photos_arg]);
+        out.assert_exit(0);
+        assert!(out.stdout().contains(expect), "{}", out.stdout());
+    };
+    index(r#""added":2,"updated":0,"moved":0,"removed":0,"unchanged":0"#);
+    index(r#""added":0,"updated":0,"moved":0,"removed":0,"unchanged":2"#);
+
+    // Printed with their own bytes, so that the printed path opens the file.
+    let query = fixtures().join("images/gray.png");
+    let query = query.to_str().unwrap();
+    let text = cmd.run(&["similar", "--model", "phash", query]);
+    text.assert_exit(0);
+    for file in &files {
+        let printed = text
+            .stdout
+            .split(|&b| b == b'\n')
+            .any(|line| line.ends_with(file.as_os_str().as_bytes()));
+        assert!(printed, "{file:?} not in {:?}", text.stdout());
+    }
+    // JSON carries the bytes in base64 beside the readable text.
+    use base64::Engine;
+    let json = cmd.run(&["similar", "--model", "phash", "--json", query]);
+    let mut decoded: Vec<PathBuf> = json
+        .json_lines::<serde_json::Value>()
+        .iter()
+        .filter_map(|l| l["path_bytes"].as_str())
+        .map(|b| {
+            let bytes = base64::engine::general_purpose::STANDARD.decode(b).unwrap();
+            PathBuf::from(std::ffi::OsString::from_vec(bytes))
+        })
+        .collect();
+    decoded.sort();
+    let mut expected = files.clone();
+    expected.sort();
+    assert_eq!(decoded, expected);
+
+    // Tags find the row of the name given, and a deleted one is removed by name.
+    let tag = std::process::Command::new(env!("CARGO_BIN_EXE_imgsim"))
+        .args(["tag", "add", "-t", "paris", "--db"])
+        .arg(cmd.db())
+        .arg(&files[0])
+        .output()
+        .unwrap();
+    Run::from(tag).assert_exit(0);
+    let tagged = cmd.run(&[
+        "similar",
+        "--model",
+        "phash",
+        "--where",
+        "tag:paris",
+        "--json",
+        query,
+    ]);
+    let paths: Vec<_> = tagged
+        .json_lines::<serde_json::Value>()
+        .iter()
+        .filter_map(|l| l["path_bytes"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(paths.len(), 1, "{}", tagged.stdout());
+    std::fs::remove_file(&files[1]).unwrap();
+    index(r#""added":0,"updated":0,"moved":0,"removed":1,"unchanged":1"#);
+}

@@ -2,6 +2,7 @@
 
 mod cli;
 mod eval;
+mod formats;
 mod fuzz;
 mod hub;
 mod index;
