@@ -89,6 +89,14 @@ pub enum Error {
     #[error("{}: {reason}", path.display())]
     ModelFiles { path: PathBuf, reason: String },
 
+    #[error(
+        "the {model} table is damaged, so it cannot be read:\n  {}\n  \
+         repair it with: imgsim repair (drops the rows in damaged files and keeps the others; \
+         `imgsim index DIR` then embeds those files again)",
+        files.join("\n  ")
+    )]
+    TableDamaged { model: String, files: Vec<String> },
+
     #[error("not supported: {0}")]
     Unsupported(String),
 

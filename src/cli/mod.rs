@@ -11,6 +11,7 @@ mod eval;
 mod index;
 mod models;
 mod optimize;
+mod repair;
 mod similar;
 mod status;
 mod tag;
@@ -48,6 +49,9 @@ enum Command {
     Status(status::StatusArgs),
     /// Compact the index and build or refresh its vector (IVF-PQ) index.
     Optimize(optimize::OptimizeArgs),
+    /// Make a damaged index readable again, keeping every row it can (then `index` re-embeds
+    /// the files of dropped rows).
+    Repair(repair::RepairArgs),
     /// Add, remove or list tags of indexed images (searchable with --where 'tag:...').
     #[command(subcommand)]
     Tag(tag::TagCommand),
@@ -94,6 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Command::Status(a) => status::run(a),
         Command::Tag(c) => tag::run(c),
         Command::Optimize(a) => optimize::run(a),
+        Command::Repair(a) => repair::run(a),
         Command::Embed(a) => embed::run(a),
         Command::Compare(a) => compare::run(a),
         Command::Models(c) => models::run(c),

@@ -22,6 +22,15 @@ pub fn run(args: OptimizeArgs) -> anyhow::Result<Outcome> {
         let Some(table) = store.table(&info.model_id)? else {
             continue;
         };
+        // Compaction reads every row: a damaged table is repaired first.
+        if let Some(damaged) = table.damaged_files()?.first() {
+            anyhow::bail!(
+                "{}: not compacted: {}: {} (run `imgsim repair` first)",
+                info.model,
+                damaged.path.display(),
+                damaged.reason
+            );
+        }
         let started = Instant::now();
         let built = if table.vector_index()?.is_none() {
             table.build_vector_index()?

@@ -28,6 +28,9 @@ pub struct StatusLine {
     /// Whether an IVF-PQ index exists, and how many rows it does not cover yet.
     pub vector_index: bool,
     pub unindexed_rows: usize,
+    /// Data files of the table that cannot be read (`imgsim repair` drops their rows).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub damaged: Vec<String>,
 }
 
 pub fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
@@ -38,9 +41,15 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
         let Some(table) = store.table(&info.model_id)? else {
             continue;
         };
+        let damaged: Vec<String> = table
+            .damaged_files()?
+            .iter()
+            .map(|f| format!("{}: {}", f.path.display(), f.reason))
+            .collect();
         let vector_index = table.vector_index()?;
         let images = table.count()?;
         lines.push(StatusLine {
+            damaged,
             vector_index: vector_index.is_some(),
             unindexed_rows: vector_index.map_or(images, |(_, unindexed)| unindexed),
             images,
@@ -53,6 +62,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
         });
     }
     let daemon = daemon_status(&db_dir);
+    let damaged = lines.iter().any(|l| !l.damaged.is_empty());
     if args.json {
         for line in lines {
             print_json(&StatusJson::Model(line));
@@ -80,7 +90,17 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
                 human_bytes(l.bytes),
                 l.dim
             );
+            for file in &l.damaged {
+                println!("  damaged: {file}");
+            }
         }
+    }
+    if damaged {
+        eprintln!(
+            "imgsim: a table is damaged: `imgsim repair` drops the rows in damaged files and \
+             keeps the others; `imgsim index DIR` then embeds those files again"
+        );
+        return Ok(Outcome::SomeFailed);
     }
     Ok(Outcome::Done)
 }

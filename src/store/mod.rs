@@ -6,12 +6,14 @@
 //! - `rows.rs`: a row and its Arrow form
 //! - `table.rs`: one model's table: reads, upserts, deletes, exact re-ranked search
 //! - `vector_index.rs`: when a table gets an IVF-PQ index and how it is kept fresh
+//! - `damage.rs`: data files that are damaged, named in errors and dropped by `imgsim repair`
 //! - `filter.rs`: the tantivy index behind `--where`, rebuilt when it lags the table
 //! - `lock.rs`: one writer and one daemon per database
 //!
 //! LanceDB is async; the store owns a small tokio runtime and offers a blocking API, so that
 //! the rest of imgsim stays synchronous.
 
+mod damage;
 mod filter;
 pub mod format;
 mod lock;
@@ -23,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use damage::DamagedFile;
 pub use filter::FilterIndex;
 pub use lock::{DaemonLock, WriterLock};
 pub use rows::{sql_quote, FileState, FilterRow, Hit, Row};
@@ -53,8 +56,35 @@ pub struct Store {
 fn store_error(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Store {
         path: path.to_path_buf(),
-        reason: e.to_string(),
+        reason: plain_reason(&e.to_string()),
     }
+}
+
+/// A Lance error as a user should read it: without the error's type names and the source
+/// locations inside Lance and the standard library; a full disk says what to do.
+fn plain_reason(message: &str) -> String {
+    let mut text = message.to_string();
+    for prefix in ["lance error: ", "LanceError(IO): ", "LanceError(Arrow): "] {
+        text = text.replace(prefix, "");
+    }
+    // ", /root/.cargo/registry/src/.../writer/structural.rs:190:9"
+    while let Some(at) = text.find(".rs:") {
+        let start = text[..at].rfind(", ").unwrap_or(at);
+        let end = text[at + 4..]
+            .find(|c: char| !(c.is_ascii_digit() || c == ':'))
+            .map_or(text.len(), |n| at + 4 + n);
+        if start == at {
+            break;
+        }
+        text.replace_range(start..end, "");
+    }
+    if text.contains("os error 28") {
+        text.push_str(
+            " (the disk is full: rows written before are kept; free some space and run the \
+             command again to finish the work)",
+        );
+    }
+    text
 }
 
 impl Store {
@@ -102,6 +132,10 @@ impl Store {
 
     fn error(&self, e: impl std::fmt::Display) -> Error {
         store_error(&self.dir, e)
+    }
+
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
     }
 
     fn block_on<T>(
@@ -210,6 +244,24 @@ fn table_name(model: &str, model_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lance_errors_are_said_without_type_names_or_source_locations() {
+        let raw = "lance error: LanceError(IO): No space left on device (os error 28), \
+                   /root/.cargo/registry/src/x/lance-file-14.0.2/src/writer/structural.rs:190:9";
+        assert_eq!(
+            plain_reason(raw),
+            "No space left on device (os error 28) (the disk is full: rows written before are \
+             kept; free some space and run the command again to finish the work)"
+        );
+        let raw = "lance error: LanceError(IO): Generic memory error: Invalid range 0..3799 \
+                   for object of size 100 bytes, /rustc/5980/library/core/src/ops/function.rs:250:5";
+        assert_eq!(
+            plain_reason(raw),
+            "Generic memory error: Invalid range 0..3799 for object of size 100 bytes"
+        );
+        assert_eq!(plain_reason("table not found"), "table not found");
+    }
 
     fn row(path: &str, hash: &str, vector: Vec<f32>) -> Row {
         Row {

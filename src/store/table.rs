@@ -33,7 +33,7 @@ impl ModelTable<'_> {
         &self,
         future: impl std::future::Future<Output = lancedb::Result<T>>,
     ) -> Result<T> {
-        self.store.block_on(future)
+        self.store.block_on(future).map_err(|e| self.explain(e))
     }
 
     pub fn count(&self) -> Result<usize> {

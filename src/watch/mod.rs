@@ -260,7 +260,11 @@ impl<'a> Daemon<'a> {
                 None => Ok(()),
             };
             self.after_pass(result);
-            self.compact_if_due()?;
+            if let Err(e) = self.compact_if_due() {
+                // Not fatal either (a full disk): the rows are written; compaction waits.
+                self.last_compact = Instant::now();
+                self.warn(format!("compaction failed: {e}; trying again later"));
+            }
             let (queued, idle) = (self.queue.len(), self.queue.is_empty());
             self.set_status(|s| {
                 s.queue = queued;

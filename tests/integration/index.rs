@@ -397,15 +397,6 @@ fn a_search_that_keeps_nothing_exits_1() {
     }
 }
 
-/// Unmounts a bind mount when the test ends, however it ends.
-struct Mounted(PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_database_that_cannot_be_written_still_answers_searches() {
     let ix = Index::new();
@@ -419,12 +410,6 @@ fn a_database_that_cannot_be_written_still_answers_searches() {
     }
     let ro = ix.dir.path().join("read-only");
     std::fs::create_dir_all(&ro).unwrap();
-    let mount = |args: &[&str]| {
-        std::process::Command::new("mount")
-            .args(args)
-            .status()
-            .is_ok_and(|s| s.success())
-    };
     let ro_arg = ro.to_str().unwrap();
     if !mount(&["--bind", &ix.db(), ro_arg]) {
         eprintln!("skipped: a read-only bind mount needs root (mount --bind failed)");

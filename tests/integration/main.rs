@@ -2,6 +2,7 @@
 
 mod cli;
 mod eval;
+mod faults;
 mod formats;
 mod fuzz;
 mod hub;

@@ -261,3 +261,49 @@ pub fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
         .map(|e| (e.path().to_path_buf(), std::fs::read(e.path()).unwrap()))
         .collect()
 }
+
+/// `mount ARGS...`; false where mounting is impossible (not root, no capability).
+pub fn mount(args: &[&str]) -> bool {
+    Command::new("mount")
+        .args(args)
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+/// Unmounts a mount when the test ends, however it ends.
+pub struct Mounted(pub PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A tmpfs of `size` mounted at `at` for the test (false where mounting is impossible).
+pub fn small_disk(at: &Path, size: &str) -> Option<Mounted> {
+    std::fs::create_dir_all(at).unwrap();
+    let options = format!("size={size}");
+    if !mount(&["-t", "tmpfs", "-o", &options, "tmpfs", at.to_str().unwrap()]) {
+        eprintln!("skipped: mounting a small tmpfs needs root (mount -t tmpfs failed)");
+        return None;
+    }
+    Some(Mounted(at.to_path_buf()))
+}
+
+/// Fills the file system of `dir` but for about `spare` bytes; the filler's path.
+pub fn fill_disk(dir: &Path, spare: u64) -> PathBuf {
+    use std::io::Write;
+    let filler = dir.join("filler");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    let block = vec![0u8; 4096];
+    while file.write_all(&block).is_ok() {}
+    drop(file);
+    let len = std::fs::metadata(&filler).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .unwrap()
+        .set_len(len.saturating_sub(spare))
+        .unwrap();
+    filler
+}

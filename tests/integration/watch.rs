@@ -441,6 +441,43 @@ fn a_daemon_whose_database_is_deleted_stops_instead_of_starting_anew() {
 }
 
 #[test]
+fn a_full_disk_under_the_daemon_is_waited_out_and_nothing_committed_is_lost() {
+    let w = Watched::new(3, 30);
+    let Some(_disk) = small_disk(&w.db(), "1m") else {
+        return;
+    };
+    let mut daemon = w.start_watching();
+    w.wait_until_in_sync(BOUND);
+    let before = w.rows();
+
+    let filler = fill_disk(&w.db(), 8192);
+    for source in &w.staged {
+        std::fs::copy(source, w.photos.join(source.file_name().unwrap())).unwrap();
+    }
+    wait_for("the daemon to say the disk is full", BOUND, || {
+        daemon.reports().iter().any(|r| {
+            matches!(r, Report::Warning { message } if message.contains("No space left on device"))
+        })
+    });
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "the daemon runs on"
+    );
+    let during = w.rows();
+    assert!(
+        before
+            .iter()
+            .all(|(path, row)| during.get(path) == Some(row)),
+        "committed rows kept"
+    );
+
+    std::fs::remove_file(filler).unwrap();
+    w.wait_until_in_sync(Duration::from_secs(90));
+    assert!(daemon.child.try_wait().unwrap().is_none());
+    check_filters_match_the_table(&w.db());
+}
+
+#[test]
 fn similar_and_status_go_through_the_daemon_and_agree_with_direct_use() {
     let w = Watched::new(4, 0);
     let daemon = w.start_watching();
