@@ -83,8 +83,12 @@ impl CocoSet {
         let mut listed = parsed.images;
         listed.sort_by(|a, b| a.file_name.cmp(&b.file_name));
         for image in listed {
+            // A name, not a path: an annotation file never points outside its folder.
+            let plain = Path::new(&image.file_name)
+                .file_name()
+                .is_some_and(|n| n == image.file_name.as_str());
             let path = images_dir.join(&image.file_name);
-            if !path.is_file() {
+            if !plain || !path.is_file() {
                 set.missing_files += 1;
                 continue;
             }

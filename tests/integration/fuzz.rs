@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 
 use imgsim::store::{FilterIndex, FilterRow};
 
-fn execs(default: usize) -> usize {
+pub fn execs(default: usize) -> usize {
     std::env::var("IMGSIM_FUZZ_EXECS")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -24,7 +24,7 @@ fn execs(default: usize) -> usize {
 }
 
 /// One mutation of `input` (sometimes spliced with `other`).
-fn mutate(rng: &mut ChaCha8Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
+pub fn mutate(rng: &mut ChaCha8Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
     let mut out = input.to_vec();
     for _ in 0..rng.random_range(1..=4) {
         if out.is_empty() {
@@ -173,6 +173,59 @@ fn eval_readers_never_panic() {
         let predictions = imgsim::eval::metrics::read_predictions(&file);
         if let (Ok(truth), Ok(predictions)) = (truth, predictions) {
             let _ = imgsim::eval::metrics::evaluate(&truth.pairs, &predictions);
+        }
+    });
+}
+
+#[test]
+fn coco_annotation_reader_never_panics() {
+    // A COCO instances file of a few images, cut from the official coco128 one.
+    let official = crate::util::coco().join("../annotations/instances_val2017.json");
+    let full: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(official).unwrap()).unwrap();
+    let images: Vec<serde_json::Value> = full["images"].as_array().unwrap()[..4].to_vec();
+    let ids: Vec<u64> = images.iter().map(|i| i["id"].as_u64().unwrap()).collect();
+    let annotations: Vec<serde_json::Value> = full["annotations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| ids.contains(&a["image_id"].as_u64().unwrap()))
+        .take(12)
+        .cloned()
+        .collect();
+    let small = serde_json::json!({
+        "images": images,
+        "annotations": annotations,
+        "categories": full["categories"].as_array().unwrap()[..3],
+    });
+    let seeds = vec![
+        serde_json::to_vec(&small).unwrap(),
+        serde_json::to_vec_pretty(&small).unwrap(),
+    ];
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("annotations")).unwrap();
+    std::fs::create_dir_all(root.path().join("val2017")).unwrap();
+    for image in &small["images"].as_array().unwrap()[..2] {
+        let name = image["file_name"].as_str().unwrap();
+        std::fs::write(root.path().join("val2017").join(name), b"").unwrap();
+    }
+    // Outside the images folder: never taken as one of its images.
+    std::fs::write(root.path().join("secret.jpg"), b"").unwrap();
+    let file = root.path().join("annotations/instances_val2017.json");
+    let mut escaped = small.clone();
+    escaped["images"][2]["file_name"] = "../secret.jpg".into();
+    std::fs::write(&file, serde_json::to_vec(&escaped).unwrap()).unwrap();
+    let set = imgsim::eval::coco::CocoSet::load(root.path(), "val2017").unwrap();
+    assert_eq!((set.images.len(), set.missing_files), (2, 2));
+
+    fuzz("coco-json", 6, &seeds, execs(1000), |bytes| {
+        std::fs::write(&file, bytes).unwrap();
+        if let Ok(set) = imgsim::eval::coco::CocoSet::load(root.path(), "val2017") {
+            assert!(set
+                .images
+                .iter()
+                .all(|i| i.path.starts_with(root.path().join("val2017"))));
+            assert_eq!(set.images.len(), set.categories.len());
         }
     });
 }

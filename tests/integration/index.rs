@@ -529,3 +529,35 @@ fn names_that_are_not_utf8_keep_a_row_each_and_print_as_they_are() {
     std::fs::remove_file(&files[1]).unwrap();
     index(r#""added":0,"updated":0,"moved":0,"removed":1,"unchanged":1"#);
 }
+
+#[test]
+fn photos_on_a_read_only_share_are_indexed_normally() {
+    let ix = Index::new();
+    let share = ix.dir.path().join("share");
+    std::fs::create_dir_all(&share).unwrap();
+    let share_arg = share.to_str().unwrap();
+    if !mount(&["--bind", ix.photos.to_str().unwrap(), share_arg]) {
+        eprintln!("skipped: a read-only bind mount needs root (mount --bind failed)");
+        return;
+    }
+    let _unmount = Mounted(share.clone());
+    assert!(
+        mount(&["-o", "remount,bind,ro", share_arg]),
+        "remount read-only"
+    );
+    assert!(std::fs::write(share.join("probe"), "x").is_err());
+    let model = ix.model.display().to_string();
+    let index = || {
+        let out = ix
+            .cmd
+            .run(&["index", share_arg, "--model-dir", &model, "--json"]);
+        out.assert_exit(0);
+        out.json_lines::<IndexLine>().remove(0)
+    };
+    let first = index();
+    assert_eq!(
+        (first.added, first.failed, first.images),
+        (PHOTOS.len(), 0, PHOTOS.len())
+    );
+    assert_eq!(counts(&index()), [0, 0, 0, 0, PHOTOS.len(), 0, 0]);
+}

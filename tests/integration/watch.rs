@@ -667,3 +667,184 @@ fn check_filters_match_the_table(db: &Path) {
             && filters.matching_paths("ext:jpg").unwrap() == paths
     });
 }
+
+/// Sends `bytes` to the daemon's socket as one client, closes the sending side, and returns
+/// what came back (empty when the daemon hung up).
+fn send_raw(socket: &Path, bytes: &[u8]) -> String {
+    use std::io::Read;
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let _ = stream.write_all(bytes);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut answer = Vec::new();
+    let read = stream.read_to_end(&mut answer);
+    if let Err(e) = read {
+        assert!(
+            !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "no answer within 30 s to {:?}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+        );
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A request line for the socket, with `image` after it.
+fn request(request: &imgsim::watch::socket::Request, image: &[u8]) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(request).unwrap();
+    bytes.push(b'\n');
+    bytes.extend_from_slice(image);
+    bytes
+}
+
+#[test]
+fn the_socket_answers_every_mutated_request_and_opens_no_path_a_client_names() {
+    use imgsim::watch::socket::{Request, Response, SimilarRequest};
+    use rand::SeedableRng;
+    let w = Watched::new(3, 1);
+    let mut daemon = w.start_watching();
+    w.wait_until_in_sync(BOUND);
+    let socket = w.db().join("daemon.sock");
+    let image = std::fs::read(&w.staged[0]).unwrap();
+    let model_dir = std::fs::canonicalize(model_dir("tiny-dinov2")).unwrap();
+    // Paths that would hang the daemon if it opened them: FIFOs.
+    let fifo = |name: &str| {
+        let path = w.dir.path().join(name);
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: a plain mkfifo(3) call on a path we own.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        path
+    };
+    let similar = |query_path: String, model_dir: PathBuf, image: &[u8]| {
+        request(
+            &Request::Similar(SimilarRequest {
+                model: "dinov2".into(),
+                model_dir: Some(model_dir),
+                query_path,
+                k: 3,
+                filter: Some("name:*.jpg".into()),
+                min_score: None,
+                image_bytes: image.len() as u64,
+            }),
+            image,
+        )
+    };
+    let trap = similar(
+        fifo("trap.jpg").to_string_lossy().into_owned(),
+        fifo("trap-model"),
+        &image,
+    );
+    let started = Instant::now();
+    let answer = send_raw(&socket, &trap);
+    assert!(started.elapsed() < Duration::from_secs(10), "{answer}");
+    assert!(answer.contains("\"type\":\"not_loaded\""), "{answer}");
+    let query = fifo("fifo-query.jpg").to_string_lossy().into_owned();
+    let answer = send_raw(&socket, &similar(query, model_dir.clone(), &image));
+    assert!(answer.contains("\"type\":\"hits\""), "{answer}");
+
+    let seeds = vec![
+        request(&Request::Status, &[]),
+        similar("/no/such/file.jpg".into(), model_dir.clone(), &image),
+        similar(String::new(), model_dir.clone(), &image[..image.len() / 2]),
+        b"{\"op\":\"similar\",\"model\":\"clip\",\"model_dir\":null,\"query_path\":\"x\",\"k\":18446744073709551615,\"filter\":null,\"min_score\":null,\"image_bytes\":0}\n".to_vec(),
+    ];
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let n = crate::fuzz::execs(300);
+    let mut slowest = Duration::ZERO;
+    for case in 0..n {
+        let a = &seeds[case % seeds.len()];
+        let b = &seeds[(case / seeds.len()) % seeds.len()];
+        let input = crate::fuzz::mutate(&mut rng, a, b);
+        let started = Instant::now();
+        let answer = send_raw(&socket, &input);
+        slowest = slowest.max(started.elapsed());
+        assert!(
+            answer.is_empty() || serde_json::from_str::<Response>(answer.trim_end()).is_ok(),
+            "case {case}: {answer}"
+        );
+        if case % 50 == 0 {
+            assert!(
+                daemon.child.try_wait().unwrap().is_none(),
+                "case {case}: the daemon died"
+            );
+        }
+    }
+    println!("socket: {n} executions, slowest {slowest:?}");
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "the daemon died"
+    );
+    // Still answering, with the same hits as direct use.
+    let direct = w.similar(&w.staged_query(), &["--no-daemon"]);
+    assert_eq!(w.similar(&w.staged_query(), &[]), direct);
+    let memory = imgsim::util::resident_memory_mb_of(daemon.child.id()).unwrap();
+    println!(
+        "daemon memory after fuzzing: peak {:.0} MiB, now {:.0} MiB",
+        memory.0, memory.1
+    );
+}
+
+/// Connects to `socket` from a child process running as `uid`; the child's errno (0: connected).
+fn connect_as(uid: u32, socket: &Path) -> i32 {
+    use std::os::unix::ffi::OsStrExt;
+    // Everything the child needs is made before fork: after it, only async-signal-safe calls.
+    // SAFETY: a zeroed sockaddr_un is valid; the path fits (asserted).
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = socket.as_os_str().as_bytes();
+    assert!(bytes.len() < addr.sun_path.len());
+    for (to, from) in addr.sun_path.iter_mut().zip(bytes) {
+        *to = *from as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: the child calls only setgid, setuid, socket, connect and _exit.
+    unsafe {
+        match libc::fork() {
+            0 => {
+                if libc::setgid(uid) != 0 || libc::setuid(uid) != 0 {
+                    libc::_exit(100);
+                }
+                let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+                let connected = libc::connect(fd, &addr as *const _ as *const libc::sockaddr, len);
+                libc::_exit(if connected == 0 {
+                    0
+                } else {
+                    *libc::__errno_location()
+                });
+            }
+            -1 => panic!("fork failed"),
+            child => {
+                let mut status = 0;
+                libc::waitpid(child, &mut status, 0);
+                libc::WEXITSTATUS(status)
+            }
+        }
+    }
+}
+
+#[test]
+fn another_local_user_cannot_connect_to_the_daemon() {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: switching to a second uid needs root");
+        return;
+    }
+    let w = Watched::new(1, 0);
+    let _daemon = w.start_watching();
+    // Folders anyone may pass through: only the socket's own mode keeps others out.
+    for dir in [w.dir.path(), &w.db()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let socket = w.db().join("daemon.sock");
+    assert_eq!(connect_as(0, &socket), 0, "the owner connects");
+    assert_eq!(
+        connect_as(65534, &socket),
+        libc::EACCES,
+        "another user is refused"
+    );
+}
