@@ -41,6 +41,8 @@ pub fn similar(
             query_indexed: false,
         });
     }
+    // No search returns more rows than the table has (a `-k` of 2^64 - 1 is the table).
+    let k = query.k.min(indexed);
     let stored = table.row(query.path)?;
     let query_indexed = stored.is_some();
     let vector = match stored {
@@ -48,13 +50,13 @@ pub fn similar(
         None => embed()?,
     };
     let mut hits = match query.filter {
-        None => table.nearest(&vector, query.k, Some(query.path))?,
+        None => table.nearest(&vector, k, Some(query.path))?,
         Some(filter) => {
             let allowed = {
                 let _guard = filters_lock.map(|l| l.lock());
                 table.filters()?.matching_paths(filter)?
             };
-            table.nearest_among(&vector, query.k, Some(query.path), &allowed)?
+            table.nearest_among(&vector, k, Some(query.path), &allowed)?
         }
     };
     if let Some(min) = query.min_score {

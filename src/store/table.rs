@@ -191,7 +191,9 @@ impl ModelTable<'_> {
     /// stored vectors; `exclude` (the query's own path) is left out.
     pub fn nearest(&self, query: &[f32], k: usize, exclude: Option<&str>) -> Result<Vec<Hit>> {
         // An ANN index returns approximate distances; fetch more and re-rank exactly.
-        let fetch = (k + usize::from(exclude.is_some())) * 4;
+        let fetch = k
+            .saturating_add(usize::from(exclude.is_some()))
+            .saturating_mul(4);
         let search = self
             .table
             .query()
@@ -251,7 +253,7 @@ impl ModelTable<'_> {
             hits.truncate(k);
             return Ok(hits);
         }
-        let mut fetch = k * 4;
+        let mut fetch = k.saturating_mul(4);
         loop {
             let mut hits = self.nearest(query, fetch, exclude)?;
             let exhausted = hits.len() < fetch;
@@ -260,7 +262,7 @@ impl ModelTable<'_> {
                 hits.truncate(k);
                 return Ok(hits);
             }
-            fetch *= 4;
+            fetch = fetch.saturating_mul(4);
         }
     }
 

@@ -149,14 +149,33 @@ impl Server {
                     continue;
                 }
                 busy.fetch_add(1, Ordering::Relaxed);
-                let (shared, keys, busy) = (shared.clone(), keys.clone(), busy.clone());
+                let slot = Slot(busy.clone());
+                let (shared, keys) = (shared.clone(), keys.clone());
                 std::thread::spawn(move || {
-                    let response = handle(&mut stream, &shared, &keys);
+                    let _slot = slot;
+                    // A bug met by one request must cost neither the daemon nor a slot.
+                    let response = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        handle(&mut stream, &shared, &keys)
+                    }))
+                    .unwrap_or_else(|_| Response::Error {
+                        message: "the daemon met a bug answering this request (please report \
+                                  it); `--no-daemon` works directly"
+                            .into(),
+                    });
                     let _ = reply(&mut stream, &response);
-                    busy.fetch_sub(1, Ordering::Relaxed);
                 });
             }
         })
+    }
+}
+
+/// One connection's place in the count of those answered at once, given back however its
+/// thread ends.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -363,6 +363,25 @@ fn index_model_all_covers_every_local_model_and_phash() {
 }
 
 #[test]
+fn any_k_the_command_line_takes_returns_at_most_the_table() {
+    let ix = Index::new();
+    ix.index().1.assert_exit(0);
+    let query = ix.photos.join(PHOTOS[0]).display().to_string();
+    for filter in [None, Some("dir:2023")] {
+        let mut args = vec!["similar", &query, "--json", "-k", "18446744073709551615"];
+        args.extend(filter.iter().flat_map(|f| ["--where", *f]));
+        let out = ix.run(&args);
+        out.assert_exit(0);
+        let expected = if filter.is_some() {
+            4
+        } else {
+            PHOTOS.len() - 1
+        };
+        assert_eq!(hit_paths(&out).len(), expected, "{filter:?}");
+    }
+}
+
+#[test]
 fn a_search_that_keeps_nothing_exits_1() {
     let ix = Index::new();
     ix.index().1.assert_exit(0);

@@ -746,11 +746,27 @@ fn the_socket_answers_every_mutated_request_and_opens_no_path_a_client_names() {
     let answer = send_raw(&socket, &similar(query, model_dir.clone(), &image));
     assert!(answer.contains("\"type\":\"hits\""), "{answer}");
 
-    let seeds = vec![
+    // Every k the protocol can carry, with the loaded model.
+    let mut huge_k = request(
+        &Request::Similar(SimilarRequest {
+            model: "dinov2".into(),
+            model_dir: Some(model_dir.clone()),
+            query_path: "x".into(),
+            k: usize::MAX,
+            filter: None,
+            min_score: Some(-1.0),
+            image_bytes: image.len() as u64,
+        }),
+        &image,
+    );
+    let answer = send_raw(&socket, &huge_k);
+    assert!(answer.contains("\"type\":\"hits\""), "{answer}");
+    huge_k.truncate(huge_k.len() - image.len());
+    let seeds = [
         request(&Request::Status, &[]),
         similar("/no/such/file.jpg".into(), model_dir.clone(), &image),
         similar(String::new(), model_dir.clone(), &image[..image.len() / 2]),
-        b"{\"op\":\"similar\",\"model\":\"clip\",\"model_dir\":null,\"query_path\":\"x\",\"k\":18446744073709551615,\"filter\":null,\"min_score\":null,\"image_bytes\":0}\n".to_vec(),
+        huge_k,
     ];
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     let n = crate::fuzz::execs(300);
