@@ -187,9 +187,17 @@ pub fn sync(
     let mut to_embed: Vec<(&Found, String)> = Vec::new();
     let mut later_copies: HashMap<String, Vec<&Found>> = HashMap::new();
     let mut moved_from: HashSet<String> = HashSet::new();
+    // Files deleted between the walk and their reading: gone, not failed.
+    let mut vanished: Vec<String> = Vec::new();
     for (f, changed, hash) in hashed {
         let hash = match hash {
             Ok(h) => h,
+            Err(source) if source.kind() == std::io::ErrorKind::NotFound => {
+                if changed {
+                    vanished.push(path_string(&f.path));
+                }
+                continue;
+            }
             Err(source) => {
                 summary.failed += 1;
                 progress.file_failed(&Error::Io {
@@ -278,15 +286,23 @@ pub fn sync(
                 }
             }
             Err(e) => {
-                // Copies of a file that cannot be decoded cannot be either.
+                // Copies of a file that cannot be decoded cannot be either (and copies of
+                // one that vanished are left for the next pass, as failures).
                 let copies = later_copies.get(hash).map_or(0, Vec::len);
-                summary.failed += 1 + copies;
-                if existing.contains_key(&path_string(&f.path)) {
+                let key = path_string(&f.path);
+                let gone = is_vanished(&e);
+                summary.failed += usize::from(!gone) + copies;
+                if existing.contains_key(&key) {
                     summary.updated -= 1;
+                    if gone {
+                        vanished.push(key);
+                    }
                 } else {
                     summary.added -= 1 + copies;
                 }
-                progress.file_failed(&e);
+                if !gone || copies > 0 {
+                    progress.file_failed(&e);
+                }
             }
         }
     })?;
@@ -308,10 +324,26 @@ pub fn sync(
     }
 
     // Last: rows whose file is gone (moved ones were re-linked above).
-    let removed: Vec<&str> = gone.iter().map(|(p, _)| p.as_str()).collect();
+    let removed: Vec<&str> = gone
+        .iter()
+        .map(|(p, _)| p.as_str())
+        .chain(vanished.iter().map(String::as_str))
+        .collect();
     summary.removed = removed.len() - moved_from.len();
     table.delete(&removed)?;
     Ok(summary)
+}
+
+/// Whether a file's error says it was deleted after the walk found it.
+fn is_vanished(error: &Error) -> bool {
+    match error {
+        Error::Decode {
+            error: crate::error::DecodeError::Io(e),
+            ..
+        }
+        | Error::Io { cause: e, .. } => e.kind() == std::io::ErrorKind::NotFound,
+        _ => false,
+    }
 }
 
 /// `content`'s row (hash, size in pixels, vector, tags) for the file `f`.
@@ -389,5 +421,85 @@ mod tests {
         // A full pass does not remove them either.
         let again = index(&table, &embedder, &roots, &none, &mut Quiet).unwrap();
         assert_eq!((again.removed, table.count().unwrap()), (0, 1));
+    }
+
+    /// Deletes a file when a step of the pass starts, as a user might at that moment.
+    struct DeleteAt {
+        step: &'static str,
+        file: PathBuf,
+        failures: usize,
+    }
+    impl Progress for DeleteAt {
+        fn start(&mut self, label: &str, _total: usize) {
+            if label == self.step {
+                std::fs::remove_file(&self.file).unwrap();
+            }
+        }
+        fn file_failed(&mut self, _error: &Error) {
+            self.failures += 1;
+        }
+    }
+
+    /// A file deleted after the walk found it (before its hash is read, or before it is
+    /// decoded) is gone, not failed: no error, no row, whether it was new or changed.
+    /// (The soak found `index` exiting 2 on such files beside a busy library.)
+    #[test]
+    fn files_deleted_during_a_pass_are_gone_not_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("photos");
+        std::fs::create_dir_all(&root).unwrap();
+        let save = |name: &str, shade: u8| {
+            image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8 * 6, y as u8 * 8, shade]))
+                .save(root.join(name))
+                .unwrap();
+        };
+        let device = candle_core::Device::Cpu;
+        let embedder = Embedder::new(
+            Model::load(&WeightsSource::Phash, None, &device).unwrap(),
+            device,
+        );
+        let store = Store::open(&dir.path().join("db"), true).unwrap();
+        let table = store.table_or_create("phash", "phash@test", 64).unwrap();
+        let none = globset::GlobSet::empty();
+        let roots = [root.clone()];
+        save("keep.png", 10);
+        save("old.png", 20);
+        index(&table, &embedder, &roots, &none, &mut Quiet).unwrap();
+
+        for (step, name) in [("hashing", "new-1.png"), ("embedding", "new-2.png")] {
+            save(name, 30);
+            // An indexed file changed, then deleted: its old row must go too.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            save("old.png", 40);
+            let mut progress = DeleteAt {
+                step,
+                file: root.join(name),
+                failures: 0,
+            };
+            let summary = index(&table, &embedder, &roots, &none, &mut progress).unwrap();
+            assert_eq!(
+                (summary.failed, progress.failures),
+                (0, 0),
+                "{step}: {summary:?}"
+            );
+            let paths = table.paths().unwrap();
+            assert!(
+                !paths.iter().any(|p| p.ends_with(name)),
+                "{step}: {paths:?}"
+            );
+            assert_eq!(table.count().unwrap(), 2, "{step}: {paths:?}");
+        }
+        // Deleted after its change was seen: the changed file's row goes with it.
+        save("old.png", 50);
+        let mut progress = DeleteAt {
+            step: "embedding",
+            file: root.join("old.png"),
+            failures: 0,
+        };
+        let summary = index(&table, &embedder, &roots, &none, &mut progress).unwrap();
+        assert_eq!((summary.failed, progress.failures), (0, 0), "{summary:?}");
+        let paths = table.paths().unwrap();
+        assert_eq!(paths.len(), 1, "{paths:?}");
+        assert!(paths[0].ends_with("keep.png"), "{paths:?}");
     }
 }

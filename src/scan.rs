@@ -82,6 +82,9 @@ pub fn walk_library(roots: &[PathBuf], exclude: &globset::GlobSet) -> (Vec<Found
         for entry in walk {
             let entry = match entry {
                 Ok(entry) => entry,
+                // A folder deleted while the walk was in it: gone, as if walked a moment later.
+                // (A root that is not there is an error: its rows must not look deleted.)
+                Err(e) if e.depth() > 0 && vanished(&e) => continue,
                 Err(e) => {
                     errors.push(Error::Io {
                         path: e.path().unwrap_or(root).to_path_buf(),
@@ -99,6 +102,8 @@ pub fn walk_library(roots: &[PathBuf], exclude: &globset::GlobSet) -> (Vec<Found
                     size: meta.len(),
                     mtime_ns: mtime_ns(&meta),
                 }),
+                // Deleted between the listing of its folder and this look at it: gone.
+                Err(e) if vanished(&e) => continue,
                 Err(e) => errors.push(Error::Io {
                     path: entry.path().to_path_buf(),
                     cause: e.into(),
@@ -109,6 +114,13 @@ pub fn walk_library(roots: &[PathBuf], exclude: &globset::GlobSet) -> (Vec<Found
     found.sort_by(|a, b| a.path.cmp(&b.path));
     found.dedup_by(|a, b| a.path == b.path); // overlapping roots
     (found, errors)
+}
+
+/// Whether a walk's error says the file or folder was deleted after its folder was listed.
+fn vanished(error: &walkdir::Error) -> bool {
+    error
+        .io_error()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
 }
 
 /// Whether the walk leaves this entry out: hidden (`.name`, which also covers `._*` and
