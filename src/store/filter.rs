@@ -53,6 +53,9 @@ fn schema() -> (Schema, Fields) {
     (builder.build(), fields)
 }
 
+/// How long a rebuild waits for another process's rebuild of the same index.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl FilterIndex {
     /// Opens the index in `dir`, creating it empty when there is none.
     pub fn open(dir: &Path) -> Result<Self> {
@@ -110,11 +113,22 @@ impl FilterIndex {
 
     /// Replaces the whole index with `rows`, recording `version`. One commit: a crash leaves
     /// the previous state, which the next open rebuilds again.
+    /// Another process rebuilding the same index (a search beside the daemon) holds its
+    /// writer lock for a moment: waited for, up to [`LOCK_WAIT`].
     pub fn rebuild(&mut self, rows: &[FilterRow], version: u64) -> Result<()> {
-        let mut writer: tantivy::IndexWriter = self
-            .index
-            .writer_with_num_threads(1, 50_000_000)
-            .map_err(|e| filter_error(&self.dir, e))?;
+        let started = std::time::Instant::now();
+        let mut writer: tantivy::IndexWriter = loop {
+            match self.index.writer_with_num_threads(1, 50_000_000) {
+                Ok(writer) => break writer,
+                Err(tantivy::TantivyError::LockFailure(
+                    tantivy::directory::error::LockError::LockBusy,
+                    _,
+                )) if started.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(filter_error(&self.dir, e)),
+            }
+        };
         writer
             .delete_all_documents()
             .map_err(|e| filter_error(&self.dir, e))?;

@@ -295,7 +295,7 @@ impl ModelTable<'_> {
 
     /// The filter index of this table, rebuilt first if it does not match the table's
     /// current version (after a crash between the two commits, say).
-    /// On a database that cannot be written, the index is built in memory instead.
+    /// When the index on disk cannot be brought up to date, it is built in memory instead.
     pub fn filters(&self) -> Result<FilterIndex> {
         let dir = self.store.dir.join(format!("{}.filters", self.info.table));
         let version = self.version()?;
@@ -306,12 +306,12 @@ impl ModelTable<'_> {
             }
             Ok(filters)
         };
+        // An index on disk that cannot be brought up to date (a read-only mount, a full disk,
+        // another process's rebuild that takes too long) is built in memory for this use: the
+        // answer is the table's either way, and the next open rebuilds the one on disk.
         match on_disk() {
             Ok(filters) => Ok(filters),
-            Err(_) if !super::writable(&self.store.dir) => {
-                FilterIndex::in_memory(&dir, &self.filter_rows()?, version)
-            }
-            Err(e) => Err(e),
+            Err(_) => FilterIndex::in_memory(&dir, &self.filter_rows()?, version),
         }
     }
 
