@@ -77,6 +77,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
         models,
         status: Mutex::new(status),
         filters: Mutex::new(()),
+        queries: Mutex::new(()),
     });
     match Server::bind(&db_dir) {
         Ok(server) => {

@@ -10,7 +10,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,31 @@ pub const MAX_IMAGE_BYTES: u64 = 256 << 20;
 /// Connections answered at once; past that a client is told the daemon is busy and works
 /// directly. Each connection is a thread and at most its image in memory.
 const MAX_CONNECTIONS: usize = 64;
+/// Query images held at once, all connections together; a request past it is told the
+/// daemon is busy (and works directly). Without it, 64 clients could make the daemon hold
+/// 64 images of 256 MiB.
+const IMAGE_BYTES_AT_ONCE: u64 = MAX_IMAGE_BYTES;
+static IMAGE_BYTES_HELD: AtomicU64 = AtomicU64::new(0);
+
+/// A share of [`IMAGE_BYTES_AT_ONCE`], given back when dropped.
+struct ImageBytes(u64);
+
+impl ImageBytes {
+    fn reserve(n: u64) -> Option<Self> {
+        IMAGE_BYTES_HELD
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held + n <= IMAGE_BYTES_AT_ONCE).then_some(held + n)
+            })
+            .ok()
+            .map(|_| Self(n))
+    }
+}
+
+impl Drop for ImageBytes {
+    fn drop(&mut self) {
+        IMAGE_BYTES_HELD.fetch_sub(self.0, Ordering::AcqRel);
+    }
+}
 /// A client has this long to send its request line, and this much more per 64 MiB of image:
 /// one that trickles bytes cannot hold a connection for long.
 const REQUEST_TIME: Duration = Duration::from_secs(10);
@@ -245,6 +270,9 @@ fn handle(stream: &mut UnixStream, shared: &Shared, keys: &[ModelKey]) -> Respon
                     request.image_bytes
                 ));
             }
+            let Some(_held) = ImageBytes::reserve(request.image_bytes) else {
+                return Response::Busy;
+            };
             // Memory grows with what arrives, not with what was announced.
             let mut image = Vec::new();
             let mut rest = reader.into_inner();
@@ -303,6 +331,7 @@ fn similar(
             })?;
         embedder.embed_image(&decoded)
     };
+    let _one_at_a_time = shared.queries.lock().unwrap_or_else(|e| e.into_inner());
     let results = search::similar(&table, &query, embed, Some(&shared.filters))?;
     Ok(Response::Hits {
         model: model.name.clone(),

@@ -804,6 +804,100 @@ fn the_socket_answers_every_mutated_request_and_opens_no_path_a_client_names() {
     );
 }
 
+#[test]
+fn hostile_clients_neither_stop_the_daemon_nor_grow_its_memory() {
+    use imgsim::watch::socket::{Request, Response, SimilarRequest};
+    use std::os::unix::net::UnixStream;
+    let w = Watched::new(3, 1);
+    let mut daemon = w.start_watching();
+    w.wait_until_in_sync(BOUND);
+    let socket = w.db().join("daemon.sock");
+    let direct = w.similar(&w.staged_query(), &["--no-daemon"]);
+    let pid = daemon.child.id();
+    let image = std::fs::read(&w.staged[0]).unwrap();
+    let query = |image_bytes: u64, image: &[u8]| {
+        request(
+            &Request::Similar(SimilarRequest {
+                model: "dinov2".into(),
+                model_dir: Some(std::fs::canonicalize(model_dir("tiny-dinov2")).unwrap()),
+                query_path: "query.jpg".into(),
+                k: 3,
+                filter: None,
+                min_score: None,
+                image_bytes,
+            }),
+            image,
+        )
+    };
+    let memory = || imgsim::util::resident_memory_mb_of(pid).unwrap().1;
+    let before = memory();
+
+    // Clients that connect and send nothing, held open throughout.
+    let silent: Vec<UnixStream> = (0..20)
+        .map(|_| UnixStream::connect(&socket).unwrap())
+        .collect();
+    // An oversized request line (16 MiB, no newline), and an image announced at 1 TiB.
+    let answer = send_raw(&socket, &vec![b'x'; 16 << 20]);
+    assert!(
+        answer.is_empty() || answer.contains("over 64 KiB"),
+        "{answer}"
+    );
+    let answer = send_raw(&socket, &query(1 << 40, &image));
+    assert!(answer.contains("over the limit"), "{answer}");
+    // Clients that send a query and hang up before the reply.
+    for _ in 0..30 {
+        let mut stream = UnixStream::connect(&socket).unwrap();
+        let _ = stream.write_all(&query(image.len() as u64, &image));
+        drop(stream);
+    }
+    // A hundred clients at once, three times (the silent ones still hold 20 slots): each
+    // gets a valid reply within the bound: hits, or "busy" past the daemon's limit of clients
+    // at once, which sends `similar` to work directly.
+    for round in 0..3 {
+        let started = Instant::now();
+        let clients: Vec<_> = (0..100)
+            .map(|_| {
+                let (socket, bytes) = (socket.clone(), query(image.len() as u64, &image));
+                std::thread::spawn(move || send_raw(&socket, &bytes))
+            })
+            .collect();
+        let mut answered = 0;
+        for client in clients {
+            let answer = client.join().unwrap();
+            match serde_json::from_str::<Response>(answer.trim_end()) {
+                Ok(Response::Hits { .. }) => answered += 1,
+                // Busy is said without reading the request: the client may see its write
+                // fail and the connection end instead.
+                Ok(Response::Busy) => {}
+                _ if answer.is_empty() => {}
+                other => panic!("{other:?}: {answer}"),
+            }
+        }
+        let took = started.elapsed();
+        println!(
+            "round {round}: 100 clients at once, {answered} answered by the daemon in {took:?}; \
+             daemon {:.0} MiB",
+            memory()
+        );
+        assert!(
+            answered > 0 && took < Duration::from_secs(60),
+            "{answered} in {took:?}"
+        );
+    }
+
+    // The daemon runs on, answers as before, and holds little more memory than before (it
+    // held 750 MiB more when every client's query ran at once).
+    drop(silent);
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "the daemon died"
+    );
+    assert_eq!(w.similar(&w.staged_query(), &[]), direct);
+    let after = memory();
+    println!("daemon memory: {before:.0} MiB before, {after:.0} MiB after");
+    assert!(after < before + 150.0, "{before:.0} -> {after:.0} MiB");
+}
+
 /// Connects to `socket` from a child process running as `uid`; the child's errno (0: connected).
 fn connect_as(uid: u32, socket: &Path) -> i32 {
     use std::os::unix::ffi::OsStrExt;
