@@ -19,6 +19,9 @@ pub enum BenchCommand {
     /// The watch daemon: photos ingested per second, how soon one new photo is searchable,
     /// idle memory, and `imgsim similar` with and without the daemon.
     Watch(super::bench_watch::WatchBenchArgs),
+    /// Mixed use for --minutes: a watched library changed at random while index, tag,
+    /// similar and status run beside the daemon; then the table must equal the disk.
+    Soak(super::bench_soak::SoakArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -207,6 +210,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
         BenchCommand::Embed(args) => args,
         BenchCommand::Ann(args) => return run_ann(args),
         BenchCommand::Watch(args) => return super::bench_watch::run(args),
+        BenchCommand::Soak(args) => return super::bench_soak::run(args),
     };
     let device = imgsim::device::select(args.device)?;
     let threads = candle_core::utils::get_num_threads();

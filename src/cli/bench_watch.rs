@@ -33,7 +33,8 @@ pub struct WatchBenchArgs {
     /// `imgsim similar` runs with, and as many without, the daemon.
     #[arg(long, default_value_t = 10)]
     queries: usize,
-    /// Working folder (default: a fresh temporary one).
+    /// Working folder (default: a fresh temporary one); it must be empty or new, or one a
+    /// benchmark made (its contents are replaced).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
     #[arg(long)]
@@ -57,7 +58,7 @@ pub struct WatchBenchLine {
     pub stop_seconds: f64,
 }
 
-struct Child(std::process::Child);
+pub(super) struct Child(pub(super) std::process::Child);
 
 impl Drop for Child {
     fn drop(&mut self) {
@@ -66,7 +67,11 @@ impl Drop for Child {
     }
 }
 
-fn wait_until(what: &str, bound: Duration, mut done: impl FnMut() -> bool) -> anyhow::Result<()> {
+pub(super) fn wait_until(
+    what: &str,
+    bound: Duration,
+    mut done: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     while !done() {
         anyhow::ensure!(
@@ -91,13 +96,13 @@ fn rows(db: &Path) -> usize {
     }
 }
 
-fn p50(mut values: Vec<f64>) -> f64 {
+pub(super) fn p50(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 pub fn run(args: WatchBenchArgs) -> anyhow::Result<Outcome> {
-    let temporary = tempfile_dir(&args.dir)?;
+    let temporary = work_dir(&args.dir, "watch")?;
     let root = temporary.join("library");
     let db = temporary.join("db");
     std::fs::create_dir_all(&root)?;
@@ -248,14 +253,29 @@ pub fn run(args: WatchBenchArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-fn tempfile_dir(dir: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+/// The marker of a working folder a benchmark made (and may empty again).
+const MARKER: &str = ".imgsim-bench";
+
+/// A working folder for a benchmark: a fresh temporary one, or `--dir`, which must be empty,
+/// absent, or one an earlier benchmark made: a benchmark never deletes what a user owns.
+pub(super) fn work_dir(dir: &Option<PathBuf>, name: &str) -> anyhow::Result<PathBuf> {
     let dir = match dir {
         Some(dir) => dir.clone(),
-        None => std::env::temp_dir().join(format!("imgsim-bench-watch-{}", std::process::id())),
+        None => std::env::temp_dir().join(format!("imgsim-bench-{name}-{}", std::process::id())),
     };
     if dir.exists() {
+        let empty = std::fs::read_dir(&dir)?.next().is_none();
+        anyhow::ensure!(
+            empty || dir.join(MARKER).is_file(),
+            "{}: not empty, and not a folder an imgsim benchmark made: give an empty or new folder",
+            dir.display()
+        );
         std::fs::remove_dir_all(&dir)?;
     }
     std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join(MARKER),
+        "made by an imgsim benchmark; deleted by the next one\n",
+    )?;
     Ok(dir)
 }

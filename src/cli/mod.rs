@@ -3,6 +3,7 @@
 //! `common.rs` holds what the commands share.
 
 mod bench;
+mod bench_soak;
 mod bench_watch;
 mod common;
 mod compare;

@@ -8,5 +8,6 @@ mod fuzz;
 mod hub;
 mod index;
 mod parity;
+mod soak;
 mod util;
 mod watch;
