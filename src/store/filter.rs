@@ -339,4 +339,24 @@ mod tests {
         let reopened = FilterIndex::open(dir.path()).unwrap();
         assert_eq!(reopened.built_from().unwrap(), Some(8));
     }
+
+    /// Another process rebuilding the same index holds tantivy's writer lock for a moment: a
+    /// rebuild waits for it instead of failing (the soak met `LockBusy` beside the daemon).
+    #[test]
+    fn a_rebuild_waits_for_another_writer_of_the_same_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = FilterIndex::open(dir.path()).unwrap();
+        index.rebuild(&[row("/p/a.jpg", &[])], 1).unwrap();
+        let other = FilterIndex::open(dir.path()).unwrap();
+        let holder: tantivy::IndexWriter =
+            other.index.writer_with_num_threads(1, 15_000_000).unwrap();
+        let released = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(holder);
+        });
+        index.rebuild(&[row("/p/b.jpg", &[])], 2).unwrap();
+        released.join().unwrap();
+        assert_eq!(index.built_from().unwrap(), Some(2));
+        assert!(index.contains("/p/b.jpg").unwrap());
+    }
 }
