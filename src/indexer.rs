@@ -251,76 +251,97 @@ pub fn sync(
     }
     flush_if_full(table, &mut pending, 0)?;
 
-    // Embed the rest, writing in batches as results come.
+    // Embed the rest, writing in batches as results come. A file deleted before it was read
+    // whose content is still on disk under its copies: the first copy is embedded in another
+    // round, and the others copy it.
     progress.start("embedding", to_embed.len());
-    let paths: Vec<PathBuf> = to_embed.iter().map(|(f, _)| f.path.clone()).collect();
-    let mut write_error = None;
-    let mut settled = 0;
-    embedder.embed_files_until(&paths, pass.stop, |i, result| {
-        settled += 1;
-        progress.advance(1);
-        let (f, hash) = &to_embed[i];
-        match result {
-            Ok(vector) => {
-                summary.embedded += 1;
-                let (width, height) = image::image_dimensions(&f.path).unwrap_or((0, 0));
-                let row = Row {
-                    path: path_string(&f.path),
-                    size: f.size,
-                    mtime_ns: f.mtime_ns,
-                    hash: hash.clone(),
-                    width,
-                    height,
-                    indexed_at: now,
-                    tags: Vec::new(),
-                    vector,
-                };
-                for copy in later_copies.get(hash).into_iter().flatten() {
-                    pending.push(row_for(copy, row.clone(), now));
-                }
-                pending.push(row);
-                if write_error.is_none() {
-                    if let Err(e) = flush_if_full(table, &mut pending, WRITE_BATCH) {
-                        write_error = Some(e);
+    let mut round = to_embed;
+    while !round.is_empty() {
+        let paths: Vec<PathBuf> = round.iter().map(|(f, _)| f.path.clone()).collect();
+        let mut write_error = None;
+        let mut settled = 0;
+        let mut next_round: Vec<(&Found, String)> = Vec::new();
+        embedder.embed_files_until(&paths, pass.stop, |i, result| {
+            settled += 1;
+            progress.advance(1);
+            let (f, hash) = &round[i];
+            let key = path_string(&f.path);
+            // New files embedded are the first of their content; changed ones own no copies.
+            let leader = !existing.contains_key(&key);
+            match result {
+                Ok(vector) => {
+                    summary.embedded += 1;
+                    let (width, height) = image::image_dimensions(&f.path).unwrap_or((0, 0));
+                    let row = Row {
+                        path: key,
+                        size: f.size,
+                        mtime_ns: f.mtime_ns,
+                        hash: hash.clone(),
+                        width,
+                        height,
+                        indexed_at: now,
+                        tags: Vec::new(),
+                        vector,
+                    };
+                    if leader {
+                        for copy in later_copies.get(hash).into_iter().flatten() {
+                            pending.push(row_for(copy, row.clone(), now));
+                        }
+                    }
+                    pending.push(row);
+                    if write_error.is_none() {
+                        if let Err(e) = flush_if_full(table, &mut pending, WRITE_BATCH) {
+                            write_error = Some(e);
+                        }
                     }
                 }
-            }
-            Err(e) => {
-                // Copies of a file that cannot be decoded cannot be either (and copies of
-                // one that vanished are left for the next pass, as failures).
-                let copies = later_copies.get(hash).map_or(0, Vec::len);
-                let key = path_string(&f.path);
-                let gone = is_vanished(&e);
-                summary.failed += usize::from(!gone) + copies;
-                if existing.contains_key(&key) {
-                    summary.updated -= 1;
+                Err(e) => {
+                    let gone = is_vanished(&e);
+                    let copies = if leader {
+                        later_copies.remove(hash).unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    };
+                    if !leader {
+                        summary.updated -= 1;
+                        if gone {
+                            vanished.push(key);
+                        }
+                    } else {
+                        summary.added -= 1;
+                    }
                     if gone {
-                        vanished.push(key);
+                        // Gone, not failed; its copies are still to embed.
+                        if let Some((first, rest)) = copies.split_first() {
+                            later_copies.insert(hash.clone(), rest.to_vec());
+                            next_round.push((*first, hash.clone()));
+                        }
+                    } else {
+                        // Copies of a file that cannot be decoded cannot be either.
+                        summary.failed += 1 + copies.len();
+                        summary.added -= copies.len();
+                        progress.file_failed(&e);
                     }
+                }
+            }
+        })?;
+        if let Some(e) = write_error {
+            return Err(e);
+        }
+        flush_if_full(table, &mut pending, 0)?;
+        if settled < round.len() {
+            // Stopped: what was not embedded is neither added nor updated; the next pass will.
+            summary.stopped = true;
+            for (f, hash) in round[settled..].iter().chain(&next_round) {
+                if existing.contains_key(&path_string(&f.path)) {
+                    summary.updated -= 1;
                 } else {
-                    summary.added -= 1 + copies;
-                }
-                if !gone || copies > 0 {
-                    progress.file_failed(&e);
+                    summary.added -= 1 + later_copies.get(hash).map_or(0, Vec::len);
                 }
             }
+            return Ok(summary);
         }
-    })?;
-    if let Some(e) = write_error {
-        return Err(e);
-    }
-    flush_if_full(table, &mut pending, 0)?;
-    if settled < to_embed.len() {
-        // Stopped: what was not embedded is neither added nor updated; the next pass will.
-        summary.stopped = true;
-        for (f, hash) in &to_embed[settled..] {
-            if existing.contains_key(&path_string(&f.path)) {
-                summary.updated -= 1;
-            } else {
-                summary.added -= 1 + later_copies.get(hash).map_or(0, Vec::len);
-            }
-        }
-        return Ok(summary);
+        round = next_round;
     }
 
     // Last: rows whose file is gone (moved ones were re-linked above).
@@ -489,6 +510,24 @@ mod tests {
             );
             assert_eq!(table.count().unwrap(), 2, "{step}: {paths:?}");
         }
+        // The first of two identical new files deleted before it is read: the copy is
+        // embedded in its place.
+        save("twin-a.png", 60);
+        std::fs::copy(root.join("twin-a.png"), root.join("twin-b.png")).unwrap();
+        let mut progress = DeleteAt {
+            step: "embedding",
+            file: root.join("twin-a.png"),
+            failures: 0,
+        };
+        let summary = index(&table, &embedder, &roots, &none, &mut progress).unwrap();
+        assert_eq!((summary.failed, progress.failures), (0, 0), "{summary:?}");
+        assert_eq!((summary.added, summary.embedded), (1, 1), "{summary:?}");
+        let paths = table.paths().unwrap();
+        assert!(paths.iter().any(|p| p.ends_with("twin-b.png")), "{paths:?}");
+        assert_eq!(paths.len(), 3, "{paths:?}");
+        std::fs::remove_file(root.join("twin-b.png")).unwrap();
+        index(&table, &embedder, &roots, &none, &mut Quiet).unwrap();
+
         // Deleted after its change was seen: the changed file's row goes with it.
         save("old.png", 50);
         let mut progress = DeleteAt {
