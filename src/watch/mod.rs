@@ -167,6 +167,8 @@ pub struct Daemon<'a> {
     /// Roots to reconcile (all of them after an overflow; one that came back).
     reconcile: HashSet<PathBuf>,
     writes_since_compact: usize,
+    /// Passes that committed something since the last compaction: each leaves a fragment.
+    commits_since_compact: usize,
     last_compact: Instant,
     /// Work was done since the last `Idle` report.
     busy: bool,
@@ -198,6 +200,7 @@ impl<'a> Daemon<'a> {
             queue: Queue::default(),
             reconcile: config.roots.iter().cloned().collect(),
             writes_since_compact: 0,
+            commits_since_compact: 0,
             last_compact: Instant::now(),
             busy: true,
             failing_until: None,
@@ -500,9 +503,12 @@ impl<'a> Daemon<'a> {
     /// Compacts the tables after enough writes, so that a day of small events does not leave
     /// thousands of tiny fragments.
     fn compact_if_due(&mut self) -> Result<()> {
-        let due = self.writes_since_compact > 0
-            && (self.last_compact.elapsed() >= self.config.compact_every
-                || self.writes_since_compact >= 10_000);
+        let due = compaction_due(
+            self.writes_since_compact,
+            self.commits_since_compact,
+            self.last_compact.elapsed(),
+            self.config.compact_every,
+        );
         if !due || self.stop.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -524,6 +530,7 @@ impl<'a> Daemon<'a> {
             });
         }
         self.writes_since_compact = 0;
+        self.commits_since_compact = 0;
         self.last_compact = Instant::now();
         Ok(())
     }
@@ -610,6 +617,7 @@ impl<'a> Daemon<'a> {
         }
         let late = late.into_inner();
         self.writes_since_compact += changes as usize;
+        self.commits_since_compact += usize::from(changes > 0);
         for report in reports {
             (self.report)(report);
         }
@@ -643,6 +651,16 @@ impl<'a> Daemon<'a> {
     }
 }
 
+/// Whether the tables are due a compaction: some rows were written, and the interval passed,
+/// or many rows were written, or many commits each left a small fragment. Every read goes
+/// through every fragment and every manifest lists them, so a busy library (the soak: ~130
+/// commits a minute) must not wait the whole interval: it held ~1,300 fragments by then.
+fn compaction_due(writes: usize, commits: usize, since: Duration, every: Duration) -> bool {
+    const MANY_WRITES: usize = 10_000;
+    const MANY_COMMITS: usize = 100;
+    writes > 0 && (since >= every || writes >= MANY_WRITES || commits >= MANY_COMMITS)
+}
+
 /// Collects the files a pass could not use, by path.
 struct Failures<'m>(&'m mut HashMap<PathBuf, String>);
 
@@ -662,4 +680,24 @@ fn age_of(mtime_ns: i64) -> Duration {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64);
     Duration::from_nanos(now.saturating_sub(mtime_ns).max(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compaction_is_due_after_the_interval_or_many_rows_or_many_commits() {
+        let minute = Duration::from_secs(60);
+        let every = 10 * minute;
+        // Nothing written: never.
+        assert!(!compaction_due(0, 0, 60 * minute, every));
+        // A few writes: when the interval has passed.
+        assert!(!compaction_due(5, 5, 9 * minute, every));
+        assert!(compaction_due(5, 5, 10 * minute, every));
+        // Many rows at once, or many small commits: at once.
+        assert!(compaction_due(10_000, 1, minute, every));
+        assert!(!compaction_due(99, 99, minute, every));
+        assert!(compaction_due(100, 100, minute, every));
+    }
 }
