@@ -38,6 +38,14 @@ pub struct Args {
     command: Command,
 }
 
+impl Args {
+    /// A process that runs for weeks (the daemon): it gives freed memory back to the system
+    /// instead of keeping it for speed (see main.rs).
+    pub fn runs_for_long(&self) -> bool {
+        matches!(self.command, Command::Watch(_))
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Index the images under folders (incremental: unchanged files are not read again).

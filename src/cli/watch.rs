@@ -155,8 +155,8 @@ fn print_report(report: &Report, json: bool) {
     }
 }
 
-/// The allocator keeps freed memory for reuse (see main.rs), which suits a batch job; a daemon
-/// that has gone idle gives it back.
+/// The daemon gives freed memory back after mimalloc's purge delay (see main.rs); once idle,
+/// at once.
 fn return_memory_to_the_system() {
     use crate::MI_OPTION_PURGE_DELAY;
     // SAFETY: process-wide allocator options and a collection; no memory is touched by us.
