@@ -88,10 +88,10 @@ fn plain_reason(message: &str) -> String {
 }
 
 /// LanceDB's caches, bounded for a process that runs for weeks. Its defaults (1 GiB of
-/// metadata, 6 GiB of index) suit a server: a daemon that commits many times a minute kept
-/// every version's manifest and file metadata, and grew by ~75 MiB in 8 minutes of the soak
-/// (`imgsim bench soak`). The current version's metadata is a few MiB even for a million rows;
-/// an IVF-PQ index of a million rows is ~100 MiB of codes.
+/// metadata, 6 GiB of index) suit a server, not a daemon beside a photo library. The current
+/// version's metadata is a few MiB even for a million rows; an IVF-PQ index of a million rows
+/// is ~100 MiB of codes. (The soak's growth of the daemon's memory under constant writes is not
+/// these caches: it is the same with 1 MiB each. See RELIABILITY.md.)
 fn session() -> std::sync::Arc<lance::session::Session> {
     const METADATA_CACHE: usize = 32 << 20;
     const INDEX_CACHE: usize = 512 << 20;
