@@ -408,20 +408,30 @@ mod tests {
 
     /// An event pass over a root that has just vanished (renamed away, unmounted) finds no
     /// files there; its rows must stay.
-    #[test]
-    fn a_pass_over_a_vanished_root_removes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("photos");
+    /// A folder of photos in `dir`, the weight-free phash model, and a database beside them.
+    fn phash_library(dir: &Path) -> (PathBuf, Embedder, Store) {
+        let root = dir.join("photos");
         std::fs::create_dir_all(&root).unwrap();
-        image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8 * 6, y as u8 * 8, 90]))
-            .save(root.join("a.png"))
-            .unwrap();
         let device = candle_core::Device::Cpu;
         let embedder = Embedder::new(
             Model::load(&WeightsSource::Phash, None, &device).unwrap(),
             device,
         );
-        let store = Store::open(&dir.path().join("db"), true).unwrap();
+        (root, embedder, Store::open(&dir.join("db"), true).unwrap())
+    }
+
+    /// A small gradient picture `name` in `root`; `shade` makes it differ from the others.
+    fn save_png(root: &Path, name: &str, shade: u8) {
+        image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8 * 6, y as u8 * 8, shade]))
+            .save(root.join(name))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_pass_over_a_vanished_root_removes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, embedder, store) = phash_library(dir.path());
+        save_png(&root, "a.png", 90);
         let table = store.table_or_create("phash", "phash@test", 64).unwrap();
         let none = globset::GlobSet::empty();
         let roots = [root.clone()];
@@ -467,31 +477,16 @@ mod tests {
     #[test]
     fn files_deleted_during_a_pass_are_gone_not_failed() {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("photos");
-        std::fs::create_dir_all(&root).unwrap();
-        let save = |name: &str, shade: u8| {
-            image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8 * 6, y as u8 * 8, shade]))
-                .save(root.join(name))
-                .unwrap();
-        };
-        let device = candle_core::Device::Cpu;
-        let embedder = Embedder::new(
-            Model::load(&WeightsSource::Phash, None, &device).unwrap(),
-            device,
-        );
-        let store = Store::open(&dir.path().join("db"), true).unwrap();
+        let (root, embedder, store) = phash_library(dir.path());
+        let save = |name: &str, shade: u8| save_png(&root, name, shade);
         let table = store.table_or_create("phash", "phash@test", 64).unwrap();
         let none = globset::GlobSet::empty();
         let roots = [root.clone()];
         save("keep.png", 10);
         save("old.png", 20);
         index(&table, &embedder, &roots, &none, &mut Quiet).unwrap();
-
-        for (step, name) in [("hashing", "new-1.png"), ("embedding", "new-2.png")] {
-            save(name, 30);
-            // An indexed file changed, then deleted: its old row must go too.
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            save("old.png", 40);
+        // `index`, deleting `name` when `step` starts; checks that nothing failed.
+        let index_deleting = |step: &'static str, name: &str| {
             let mut progress = DeleteAt {
                 step,
                 file: root.join(name),
@@ -503,7 +498,15 @@ mod tests {
                 (0, 0),
                 "{step}: {summary:?}"
             );
-            let paths = table.paths().unwrap();
+            (summary, table.paths().unwrap())
+        };
+
+        for (step, name) in [("hashing", "new-1.png"), ("embedding", "new-2.png")] {
+            save(name, 30);
+            // An indexed file changed, then deleted: its old row must go too.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            save("old.png", 40);
+            let (_, paths) = index_deleting(step, name);
             assert!(
                 !paths.iter().any(|p| p.ends_with(name)),
                 "{step}: {paths:?}"
@@ -514,15 +517,8 @@ mod tests {
         // embedded in its place.
         save("twin-a.png", 60);
         std::fs::copy(root.join("twin-a.png"), root.join("twin-b.png")).unwrap();
-        let mut progress = DeleteAt {
-            step: "embedding",
-            file: root.join("twin-a.png"),
-            failures: 0,
-        };
-        let summary = index(&table, &embedder, &roots, &none, &mut progress).unwrap();
-        assert_eq!((summary.failed, progress.failures), (0, 0), "{summary:?}");
+        let (summary, paths) = index_deleting("embedding", "twin-a.png");
         assert_eq!((summary.added, summary.embedded), (1, 1), "{summary:?}");
-        let paths = table.paths().unwrap();
         assert!(paths.iter().any(|p| p.ends_with("twin-b.png")), "{paths:?}");
         assert_eq!(paths.len(), 3, "{paths:?}");
         std::fs::remove_file(root.join("twin-b.png")).unwrap();
@@ -530,14 +526,7 @@ mod tests {
 
         // Deleted after its change was seen: the changed file's row goes with it.
         save("old.png", 50);
-        let mut progress = DeleteAt {
-            step: "embedding",
-            file: root.join("old.png"),
-            failures: 0,
-        };
-        let summary = index(&table, &embedder, &roots, &none, &mut progress).unwrap();
-        assert_eq!((summary.failed, progress.failures), (0, 0), "{summary:?}");
-        let paths = table.paths().unwrap();
+        let (_, paths) = index_deleting("embedding", "old.png");
         assert_eq!(paths.len(), 1, "{paths:?}");
         assert!(paths[0].ends_with("keep.png"), "{paths:?}");
     }
