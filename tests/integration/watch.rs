@@ -701,6 +701,23 @@ fn request(request: &imgsim::watch::socket::Request, image: &[u8]) -> Vec<u8> {
     bytes
 }
 
+/// A socket query for the tiny DINOv2 model that `Watched` daemons load: three hits for
+/// `query_path`, with an image of `image_bytes`; tests change the other fields as they need.
+fn tiny_dinov2_query(
+    query_path: &str,
+    image_bytes: usize,
+) -> imgsim::watch::socket::SimilarRequest {
+    imgsim::watch::socket::SimilarRequest {
+        model: "dinov2".into(),
+        model_dir: Some(std::fs::canonicalize(model_dir("tiny-dinov2")).unwrap()),
+        query_path: query_path.into(),
+        k: 3,
+        filter: None,
+        min_score: None,
+        image_bytes: image_bytes as u64,
+    }
+}
+
 #[test]
 fn the_socket_answers_every_mutated_request_and_opens_no_path_a_client_names() {
     use imgsim::watch::socket::{Request, Response, SimilarRequest};
@@ -722,13 +739,9 @@ fn the_socket_answers_every_mutated_request_and_opens_no_path_a_client_names() {
     let similar = |query_path: String, model_dir: PathBuf, image: &[u8]| {
         request(
             &Request::Similar(SimilarRequest {
-                model: "dinov2".into(),
                 model_dir: Some(model_dir),
-                query_path,
-                k: 3,
                 filter: Some("name:*.jpg".into()),
-                min_score: None,
-                image_bytes: image.len() as u64,
+                ..tiny_dinov2_query(&query_path, image.len())
             }),
             image,
         )
@@ -749,13 +762,9 @@ fn the_socket_answers_every_mutated_request_and_opens_no_path_a_client_names() {
     // Every k the protocol can carry, with the loaded model.
     let mut huge_k = request(
         &Request::Similar(SimilarRequest {
-            model: "dinov2".into(),
-            model_dir: Some(model_dir.clone()),
-            query_path: "x".into(),
             k: usize::MAX,
-            filter: None,
             min_score: Some(-1.0),
-            image_bytes: image.len() as u64,
+            ..tiny_dinov2_query("x", image.len())
         }),
         &image,
     );
@@ -818,13 +827,8 @@ fn hostile_clients_neither_stop_the_daemon_nor_grow_its_memory() {
     let query = |image_bytes: u64, image: &[u8]| {
         request(
             &Request::Similar(SimilarRequest {
-                model: "dinov2".into(),
-                model_dir: Some(std::fs::canonicalize(model_dir("tiny-dinov2")).unwrap()),
-                query_path: "query.jpg".into(),
-                k: 3,
-                filter: None,
-                min_score: None,
                 image_bytes,
+                ..tiny_dinov2_query("query.jpg", 0)
             }),
             image,
         )
