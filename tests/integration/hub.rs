@@ -172,14 +172,18 @@ fn is_local(cmd: &Imgsim) -> bool {
         .any(|l| l.name == "dinov2-small" && l.local)
 }
 
+/// `imgsim models fetch dinov2-small` from `hub` into `cache`; the weights' path it prints.
+fn fetch_weights(hub: &Hub, cache: &Path) -> String {
+    let out = online(hub, cache).run(&["models", "fetch", "dinov2-small"]);
+    out.assert_exit(0);
+    out.stdout().trim().split('\t').nth(1).unwrap().to_string()
+}
+
 #[test]
 fn models_fetch_gets_the_pinned_revision_and_then_works_offline() {
     let hub = Hub::start(Fault::None);
     let cache = tempfile::tempdir().unwrap();
-    let out = online(&hub, cache.path()).run(&["models", "fetch", "dinov2-small"]);
-    out.assert_exit(0);
-    let weights = out.stdout();
-    let weights = weights.trim().split('\t').nth(1).unwrap();
+    let weights = fetch_weights(&hub, cache.path());
     assert_eq!(
         std::fs::read(weights).unwrap(),
         std::fs::read(model_dir("tiny-dinov2").join("model.safetensors")).unwrap()
@@ -239,9 +243,7 @@ fn hub_failures_are_clear_errors_and_leave_nothing_to_load() {
 fn damaged_weights_in_the_cache_say_how_to_fetch_them_again() {
     let hub = Hub::start(Fault::None);
     let cache = tempfile::tempdir().unwrap();
-    let out = online(&hub, cache.path()).run(&["models", "fetch", "dinov2-small"]);
-    out.assert_exit(0);
-    let weights = out.stdout().trim().split('\t').nth(1).unwrap().to_string();
+    let weights = fetch_weights(&hub, cache.path());
     // Damage the blob the snapshot points at.
     let blob = std::fs::canonicalize(&weights).unwrap();
     let bytes = std::fs::read(&blob).unwrap();

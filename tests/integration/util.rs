@@ -279,6 +279,27 @@ impl Drop for Mounted {
     }
 }
 
+/// `of` seen read-only at `at` (a bind mount, remounted read-only) for the test; None, said,
+/// where mounting is impossible.
+pub fn read_only_view(of: &Path, at: &Path) -> Option<Mounted> {
+    std::fs::create_dir_all(at).unwrap();
+    let at_arg = at.to_str().unwrap();
+    if !mount(&["--bind", of.to_str().unwrap(), at_arg]) {
+        eprintln!("skipped: a read-only bind mount needs root (mount --bind failed)");
+        return None;
+    }
+    let mounted = Mounted(at.to_path_buf());
+    assert!(
+        mount(&["-o", "remount,bind,ro", at_arg]),
+        "remount read-only"
+    );
+    assert!(
+        std::fs::write(at.join("probe"), "x").is_err(),
+        "the mount is read-only"
+    );
+    Some(mounted)
+}
+
 /// A tmpfs of `size` mounted at `at` for the test (false where mounting is impossible).
 pub fn small_disk(at: &Path, size: &str) -> Option<Mounted> {
     std::fs::create_dir_all(at).unwrap();
