@@ -184,6 +184,8 @@ fn deliver(rng: &mut ChaCha8Rng, to: &Path) -> std::io::Result<()> {
     std::fs::rename(&temporary, to)
 }
 
+/// The picture files under `library`, found without imgsim's own walk (`scan`): the soak's
+/// idea of the disk must not share a bug with what it checks.
 fn library_files(library: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = walkdir::WalkDir::new(library)
         .into_iter()
@@ -255,22 +257,33 @@ fn change(
     }
 }
 
+/// `read` of the soak's (single) table and its manifest entry; `empty` when there is none yet.
+fn with_the_table<T>(
+    db: &Path,
+    empty: T,
+    read: impl FnOnce(&imgsim::store::TableInfo, &imgsim::store::ModelTable<'_>) -> imgsim::Result<T>,
+) -> imgsim::Result<T> {
+    let store = Store::open(db, false)?;
+    let Some(info) = store.tables()?.into_iter().next() else {
+        return Ok(empty);
+    };
+    match store.table(&info.model_id)? {
+        Some(table) => read(&info, &table),
+        None => Ok(empty),
+    }
+}
+
 /// Every row of the (single) table: path -> (how many rows, hash).
 fn table_rows(db: &Path) -> imgsim::Result<BTreeMap<String, (usize, String)>> {
-    let store = Store::open(db, false)?;
-    let mut rows = BTreeMap::new();
-    let Some(info) = store.tables()?.into_iter().next() else {
-        return Ok(rows);
-    };
-    let Some(table) = store.table(&info.model_id)? else {
-        return Ok(rows);
-    };
-    let files = table.files()?;
-    for path in table.paths()? {
-        let hash = files[&path].hash.clone();
-        rows.entry(path).or_insert((0, hash)).0 += 1;
-    }
-    Ok(rows)
+    with_the_table(db, BTreeMap::new(), |_, table| {
+        let files = table.files()?;
+        let mut rows = BTreeMap::new();
+        for path in table.paths()? {
+            let hash = files[&path].hash.clone();
+            rows.entry(path).or_insert((0, hash)).0 += 1;
+        }
+        Ok(rows)
+    })
 }
 
 /// The files on disk as the table should hold them: path -> (1, blake3 of the content).
@@ -287,20 +300,15 @@ fn disk_rows(library: &Path) -> BTreeMap<String, (usize, String)> {
 
 /// Whether the filter index on disk is at the table's version and holds its paths.
 fn filters_at_table_version(db: &Path) -> imgsim::Result<bool> {
-    let store = Store::open(db, false)?;
-    let Some(info) = store.tables()?.into_iter().next() else {
-        return Ok(false);
-    };
-    let Some(table) = store.table(&info.model_id)? else {
-        return Ok(false);
-    };
-    let filters = FilterIndex::open(&db.join(format!("{}.filters", info.table)))?;
-    let paths: BTreeSet<String> = table.paths()?.into_iter().collect();
-    let indexed: BTreeSet<String> = filters
-        .matching_paths("ext:jpg OR ext:png")?
-        .into_iter()
-        .collect();
-    Ok(filters.built_from()? == Some(table.version()?) && indexed == paths)
+    with_the_table(db, false, |info, table| {
+        let filters = FilterIndex::open(&db.join(format!("{}.filters", info.table)))?;
+        let paths: BTreeSet<String> = table.paths()?.into_iter().collect();
+        let indexed: BTreeSet<String> = filters
+            .matching_paths("ext:jpg OR ext:png")?
+            .into_iter()
+            .collect();
+        Ok(filters.built_from()? == Some(table.version()?) && indexed == paths)
+    })
 }
 
 fn daemon_idle(db: &Path) -> bool {
