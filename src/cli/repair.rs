@@ -86,8 +86,14 @@ pub fn run(args: RepairArgs) -> anyhow::Result<Outcome> {
             ),
             (false, false) => format!("dropped {rows_dropped} rows with their damaged data files"),
         };
+        // A dry run does not look for duplicate rows: it says nothing of them.
+        let duplicates = if args.dry_run {
+            String::new()
+        } else {
+            format!("; {duplicates_removed} duplicate rows removed")
+        };
         println!(
-            "{}: {verdict}; {duplicates_removed} duplicate rows removed; {} rows ({:.1} s)",
+            "{}: {verdict}{duplicates}; {} rows ({:.1} s)",
             line.model, line.rows, line.seconds
         );
     }
