@@ -137,7 +137,12 @@ impl Store {
             .enable_all()
             .build()
             .map_err(|e| store_error(dir, e))?;
-        let uri = dir.to_string_lossy().into_owned();
+        // Absolute: LanceDB reads a relative name that starts with "db" (`--db db`) as a
+        // LanceDB Cloud address.
+        let uri = std::path::absolute(dir)
+            .map_err(|e| store_error(dir, e))?
+            .to_string_lossy()
+            .into_owned();
         let db = runtime
             .block_on(lancedb::connect(&uri).session(session()).execute())
             .map_err(|e| store_error(dir, e))?;

@@ -346,3 +346,26 @@ fn a_fifo_named_like_a_photo_is_refused_not_waited_for() {
         out.assert_exit(2).assert_stderr_has("not a regular file");
     }
 }
+
+#[test]
+fn a_database_named_relative_to_the_working_folder_is_a_folder_there() {
+    // LanceDB reads a bare name starting with "db" as a LanceDB Cloud address.
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    let photo = std::fs::read_dir(coco())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::copy(&photo, photos.join("a.jpg")).unwrap();
+    for db in ["db", "dbs/photos", "./library.db"] {
+        imgsim_in(
+            &["index", "photos", "--model", "phash", "--db", db],
+            dir.path(),
+        )
+        .assert_exit(0);
+        assert!(dir.path().join(db).join("models.json").exists(), "{db}");
+    }
+}
