@@ -151,6 +151,10 @@ pub enum Error {
         path: PathBuf,
         cause: std::io::Error,
     },
+
+    /// The work was asked to stop (a stop flag was set) before it was done.
+    #[error("stopped before the work was done")]
+    Stopped,
 }
 
 impl From<candle_core::Error> for Error {

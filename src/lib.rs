@@ -14,6 +14,7 @@
 pub mod bench;
 pub mod decode;
 pub mod device;
+pub mod dupes;
 pub mod embed;
 pub mod error;
 pub mod eval;

@@ -114,6 +114,12 @@ impl ModelTable<'_> {
         Ok(removed)
     }
 
+    /// Every row, vectors included.
+    pub fn all_rows(&self) -> Result<Vec<Row>> {
+        let batches = self.collect(self.table.query())?;
+        Ok(batches.iter().flat_map(rows_of).collect())
+    }
+
     /// The rows whose path satisfies `filter` (an SQL predicate), vectors included.
     pub fn rows_where(&self, filter: &str) -> Result<Vec<Row>> {
         let batches = self.collect(self.table.query().only_if(filter))?;
