@@ -7,6 +7,7 @@ mod bench_soak;
 mod bench_watch;
 mod common;
 mod compare;
+mod dupes;
 mod embed;
 mod eval;
 mod index;
@@ -54,6 +55,9 @@ enum Command {
     Watch(watch::WatchArgs),
     /// The indexed images most like a picture.
     Similar(similar::SimilarArgs),
+    /// Groups of duplicate and near-duplicate images, and the one of each to keep (changes
+    /// nothing).
+    Dupes(dupes::DupesArgs),
     /// What the index holds, per model.
     Status(status::StatusArgs),
     /// Compact the index and build or refresh its vector (IVF-PQ) index.
@@ -104,6 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Command::Index(a) => index::run(a),
         Command::Watch(a) => watch::run(a),
         Command::Similar(a) => similar::run(a),
+        Command::Dupes(a) => dupes::run(a),
         Command::Status(a) => status::run(a),
         Command::Tag(c) => tag::run(c),
         Command::Optimize(a) => optimize::run(a),

@@ -1,6 +1,7 @@
 //! One integration-test binary (as ripgrep does): each test is one readable scenario.
 
 mod cli;
+mod dupes;
 mod eval;
 mod faults;
 mod formats;

@@ -1,0 +1,316 @@
+//! `imgsim dupes`: groups of duplicate and near-duplicate images, with the image each group
+//! would keep. It reports; it changes no file.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use imgsim::dupes::{Dupes, Group, Keep, Kind, Report};
+use imgsim::store::Store;
+use serde::Serialize;
+
+use super::common::{human_bytes, print_json, DbArgs, JsonPath, ModelArgs};
+use super::Outcome;
+
+#[derive(clap::Args, Debug)]
+pub struct DupesArgs {
+    /// Only images under these folders (indexed first, incrementally, so that the answer is
+    /// current). None given: every image in the index.
+    #[arg(value_name = "DIR")]
+    dirs: Vec<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    db: DbArgs,
+    /// Images at or above this cosine similarity are duplicates of each other. Default: the
+    /// model's measured default (phash: 0.5; see README, "Duplicates").
+    #[arg(long, value_name = "S", value_parser = cosine)]
+    threshold: Option<f32>,
+    /// Which image of a group to keep: best (most pixels, then largest file, then oldest,
+    /// then shortest path), largest, newest, oldest, or path:PREFIX (images under PREFIX).
+    #[arg(long, value_name = "RULE", default_value = "best")]
+    keep: Keep,
+    /// Only groups of at least this many images.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u64).range(2..))]
+    min_group: u64,
+    /// One JSON line per group, then a summary line.
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// CSV: one line per image (group, kind, keep, path, score, width, height, bytes,
+    /// modified).
+    #[arg(long)]
+    csv: bool,
+}
+
+/// A cosine similarity given on the command line.
+fn cosine(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(s) if (-1.0..=1.0).contains(&s) => Ok(s),
+        Ok(s) => Err(format!("{s} is not a cosine similarity (from -1 to 1)")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The threshold a model uses when none is given, and where it comes from. Measured with
+/// `imgsim eval synth ../shared/data/coco128 --models phash` (README, "Duplicates"): the
+/// score at precision 0.9. Models without a measurement have none: guessing one would claim
+/// a precision nobody measured.
+fn default_threshold(model: &str) -> Option<f32> {
+    match model {
+        "phash" => Some(0.5),
+        _ => None,
+    }
+}
+
+/// `imgsim dupes --json` lines.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum DupesLine<'a> {
+    Group {
+        group: usize,
+        kind: Kind,
+        /// Whether the images other than the keeper are proposed for removal.
+        removable: bool,
+        images: Vec<JsonMember<'a>>,
+    },
+    Summary {
+        model: &'a str,
+        threshold: f32,
+        /// Where the threshold comes from: `given` or `default`.
+        threshold_from: &'a str,
+        rows: usize,
+        images: usize,
+        pairs: usize,
+        groups: usize,
+        removable_images: usize,
+        removable_bytes: u64,
+    },
+}
+
+#[derive(Debug, Serialize)]
+struct JsonMember<'a> {
+    #[serde(flatten)]
+    path: JsonPath,
+    keep: bool,
+    score: Option<f32>,
+    width: u32,
+    height: u32,
+    bytes: u64,
+    modified: String,
+    hash: &'a str,
+    indexed: bool,
+}
+
+pub fn run(args: DupesArgs) -> anyhow::Result<Outcome> {
+    let db_dir = args.db.dir()?;
+    let roots = args
+        .dirs
+        .iter()
+        .map(|d| super::common::canonical(d))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for root in &roots {
+        anyhow::ensure!(root.is_dir(), "{}: not a folder", root.display());
+    }
+    let embedder = args.model.embedder(None)?;
+    let model = embedder.model();
+    let (threshold, threshold_from) = match args.threshold {
+        Some(t) => (t, "given"),
+        None => match default_threshold(&model.name) {
+            Some(t) => (t, "default"),
+            None => anyhow::bail!(
+                "{} has no measured default threshold yet: give one with --threshold S (a \
+                 cosine similarity; `imgsim eval synth DIR --models {}` suggests one for your \
+                 photos)",
+                model.name,
+                model.name
+            ),
+        },
+    };
+    let store = Store::open(&db_dir, !roots.is_empty())?;
+    if !roots.is_empty() {
+        let _lock = super::common::lock_for_writing(&db_dir, "imgsim dupes")?;
+        let table = store.table_or_create(&model.name, &model.id, model.dim())?;
+        let mut bar = super::common::Bar::new(args.json || args.csv);
+        let summary = imgsim::indexer::index(
+            &table,
+            &embedder,
+            &roots,
+            &globset::GlobSet::empty(),
+            &mut bar,
+        )?;
+        drop(bar);
+        if summary.added + summary.updated + summary.moved + summary.removed > 0 {
+            eprintln!(
+                "imgsim: indexed first: {} added, {} updated, {} moved, {} removed",
+                summary.added, summary.updated, summary.moved, summary.removed
+            );
+        }
+    }
+    let Some(table) = store.table(&model.id)? else {
+        anyhow::bail!(
+            "no {} index in {}: run `imgsim index DIR --model {}` first, or name the folders \
+             here",
+            model.name,
+            db_dir.display(),
+            args.model.model
+        );
+    };
+    let mut bar = super::common::Bar::new(args.json || args.csv);
+    let report = Dupes::new(&table, threshold)
+        .keep(args.keep.clone())
+        .min_group(args.min_group as usize)
+        .within(&roots)
+        .execute(&mut bar, &AtomicBool::new(false))?;
+    drop(bar);
+    if args.json {
+        print_json_report(&report, &model.name, threshold_from);
+    } else if args.csv {
+        print_csv(&report)?;
+    } else {
+        print_text(&report, &model.name, threshold_from);
+    }
+    Ok(if report.groups.is_empty() {
+        Outcome::NothingFound
+    } else {
+        Outcome::Done
+    })
+}
+
+/// The images a plan would remove, and their bytes.
+fn removable(report: &Report) -> (usize, u64) {
+    report
+        .groups
+        .iter()
+        .filter(|g| g.kind.removable())
+        .flat_map(|g| g.members.iter().filter(|m| !m.keep))
+        .fold((0, 0), |(n, bytes), m| (n + 1, bytes + m.size))
+}
+
+fn date(mtime_ns: i64) -> String {
+    use chrono::TimeZone;
+    match chrono::Local.timestamp_opt(mtime_ns.div_euclid(1_000_000_000), 0) {
+        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
+            t.format("%Y-%m-%d %H:%M").to_string()
+        }
+        chrono::LocalResult::None => String::new(),
+    }
+}
+
+fn print_json_report(report: &Report, model: &str, threshold_from: &str) {
+    for (n, group) in report.groups.iter().enumerate() {
+        print_json(&DupesLine::Group {
+            group: n + 1,
+            kind: group.kind,
+            removable: group.kind.removable(),
+            images: group
+                .members
+                .iter()
+                .map(|m| JsonMember {
+                    path: JsonPath::of_key(&m.path),
+                    keep: m.keep,
+                    score: m.score,
+                    width: m.width,
+                    height: m.height,
+                    bytes: m.size,
+                    modified: date(m.mtime_ns),
+                    hash: &m.hash,
+                    indexed: m.indexed,
+                })
+                .collect(),
+        });
+    }
+    let (removable_images, removable_bytes) = removable(report);
+    print_json(&DupesLine::Summary {
+        model,
+        threshold: report.threshold,
+        threshold_from,
+        rows: report.rows,
+        images: report.images,
+        pairs: report.pairs,
+        groups: report.groups.len(),
+        removable_images,
+        removable_bytes,
+    });
+}
+
+fn print_csv(report: &Report) -> anyhow::Result<()> {
+    let mut out = csv::Writer::from_writer(std::io::stdout().lock());
+    out.write_record([
+        "group", "kind", "keep", "path", "score", "width", "height", "bytes", "modified",
+    ])?;
+    for (n, group) in report.groups.iter().enumerate() {
+        for m in &group.members {
+            out.write_record([
+                (n + 1).to_string(),
+                serde_json::to_value(group.kind)?
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                m.keep.to_string(),
+                imgsim::util::path_of(&m.path)
+                    .to_string_lossy()
+                    .into_owned(),
+                m.score.map(|s| format!("{s:.4}")).unwrap_or_default(),
+                m.width.to_string(),
+                m.height.to_string(),
+                m.size.to_string(),
+                date(m.mtime_ns),
+            ])?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn print_text(report: &Report, model: &str, threshold_from: &str) {
+    for group in &report.groups {
+        print_group(group);
+    }
+    let (n, bytes) = removable(report);
+    let from = match threshold_from {
+        "default" => "the default, uncalibrated",
+        _ => "given",
+    };
+    eprintln!(
+        "imgsim: {} groups among {} images ({} distinct) by {model} at cosine >= {:.4} ({from}); \
+         {n} images ({}) could go, keeping one of each group. Nothing was changed.",
+        report.groups.len(),
+        report.rows,
+        report.images,
+        report.threshold,
+        human_bytes(bytes),
+    );
+}
+
+fn print_group(group: &Group) {
+    let note = if group.kind.removable() {
+        ""
+    } else {
+        " (one shot: both kept)"
+    };
+    println!(
+        "{} · {} images{note}",
+        group.kind.label(),
+        group.members.len()
+    );
+    for m in &group.members {
+        let mark = if m.keep {
+            "  keep ".to_string()
+        } else {
+            match m.score {
+                Some(s) => format!("  {s:.3}"),
+                None => "       ".to_string(),
+            }
+        };
+        let size = if m.width > 0 {
+            format!("{}x{}", m.width, m.height)
+        } else {
+            "-".to_string()
+        };
+        super::common::print_path_line(
+            &format!("{mark} "),
+            &m.path,
+            &format!("  {size}  {}  {}", human_bytes(m.size), date(m.mtime_ns)),
+        );
+    }
+    println!();
+}
