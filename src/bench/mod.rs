@@ -6,11 +6,14 @@
 //!   resizing, beside PyTorch (`bench/peer_torch.py`)
 //! - `ann.rs`: `imgsim bench ann`: recall and latency of the store's vector search, exact and
 //!   IVF-PQ, beside FAISS (`bench/peer_faiss.py`)
+//! - `dupes.rs`: `imgsim bench dupes`: grouping time at a library's size, and the recall of
+//!   its pairs against exact search
 //!
 //! (`imgsim bench watch` measures the daemon from outside, as whole processes: it lives in the
 //! CLI.)
 
 pub mod ann;
+pub mod dupes;
 pub mod embed;
 
 pub use embed::*;

@@ -22,6 +22,65 @@ pub enum BenchCommand {
     /// Mixed use for --minutes: a watched library changed at random while index, tag,
     /// similar and status run beside the daemon; then the table must equal the disk.
     Soak(super::bench_soak::SoakArgs),
+    /// `imgsim dupes` at a library's size: time to find the pairs and form the groups, and
+    /// the recall of the pairs against exact all-pairs search (on a sample of rows).
+    Dupes(DupesBenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DupesBenchArgs {
+    /// Library sizes to measure (repeat the flag).
+    #[arg(long = "rows", default_values_t = [100_000usize])]
+    rows: Vec<usize>,
+    /// Vector width (CLIP ViT-B/32: 512, DINOv2-base: 768).
+    #[arg(long, default_value_t = 512)]
+    dim: usize,
+    /// Cosine at or above which two images are duplicates.
+    #[arg(long, default_value_t = 0.9)]
+    threshold: f32,
+    /// Rows whose pairs are checked against exact search.
+    #[arg(long, default_value_t = 1000)]
+    sample: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// One JSON line per size.
+    #[arg(long)]
+    json: bool,
+}
+
+fn run_dupes(args: DupesBenchArgs) -> anyhow::Result<Outcome> {
+    for &rows in &args.rows {
+        anyhow::ensure!(rows >= 10, "--rows {rows}: give at least 10");
+        let mut bar = super::common::Bar::new(args.json);
+        let f = imgsim::bench::dupes::run(
+            rows,
+            args.dim,
+            args.threshold,
+            args.sample,
+            args.seed,
+            &mut bar,
+        )?;
+        drop(bar);
+        if args.json {
+            print_json(&f);
+        } else {
+            println!(
+                "{} rows x {}: pairs in {:.1} s ({}), groups in {:.2} s; {} pairs, {} groups; \
+                 pair recall {:.4} ({} exact pairs of {} sampled rows)",
+                f.rows,
+                f.dim,
+                f.pairs_seconds,
+                f.method,
+                f.groups_seconds,
+                f.pairs,
+                f.groups,
+                f.pair_recall,
+                f.sampled_pairs,
+                f.sampled_rows
+            );
+        }
+    }
+    Ok(Outcome::Done)
 }
 
 #[derive(clap::Args, Debug)]
@@ -211,6 +270,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
         BenchCommand::Ann(args) => return run_ann(args),
         BenchCommand::Watch(args) => return super::bench_watch::run(args),
         BenchCommand::Soak(args) => return super::bench_soak::run(args),
+        BenchCommand::Dupes(args) => return run_dupes(args),
     };
     let device = imgsim::device::select(args.device)?;
     let threads = candle_core::utils::get_num_threads();

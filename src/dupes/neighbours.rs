@@ -146,6 +146,37 @@ fn by_lists(
     Ok(links)
 }
 
+/// The exact pairs `(a < b)` at or above `threshold` that involve one of `rows`: the ground
+/// truth for the recall of [`pairs_at_least`] on a sample (`imgsim bench dupes`).
+pub fn exact_pairs_of(
+    vectors: &[f32],
+    dim: usize,
+    rows: &[u32],
+    threshold: f32,
+) -> Result<Vec<Link>> {
+    let n = vectors.len().checked_div(dim).unwrap_or(0);
+    let all: Vec<u32> = (0..n as u32).collect();
+    let mut links = Vec::new();
+    for block in rows.chunks(BLOCK) {
+        let scores = products(vectors, dim, block, &all)?;
+        for (r, &a) in block.iter().enumerate() {
+            for (b, &score) in scores[r * n..(r + 1) * n].iter().enumerate() {
+                let b = b as u32;
+                if b != a && score >= threshold {
+                    links.push(Link {
+                        a: a.min(b),
+                        b: a.max(b),
+                        score,
+                    });
+                }
+            }
+        }
+    }
+    links.sort_by_key(|l| (l.a, l.b));
+    links.dedup_by_key(|l| (l.a, l.b));
+    Ok(links)
+}
+
 /// Appends the pairs `(a < b)` with `a` in `rows` and `b` in `candidates` scoring at least
 /// `threshold`.
 fn scores_above(
