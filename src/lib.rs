@@ -7,7 +7,8 @@
 //! - The library: `store/` (LanceDB tables, the vector index, the tantivy filters, locks),
 //!   `indexer` (keeping a table equal to the disk) and `search` (similar images).
 //! - The daemon: `watch/` (events, the queue, roots, the query socket).
-//! - Beside them: `eval/` (which model finds the right image) and `bench/` (throughput).
+//! - Beside them: `dupes/` (groups of duplicate images), `eval/` (which model finds the right
+//!   image) and `bench/` (throughput).
 //!
 //! `error`, `progress`, `device` and `util` are shared by all.
 
