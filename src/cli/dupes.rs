@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
+use imgsim::dupes::calibrate::{calibrate, Calibration, Thresholds};
 use imgsim::dupes::{Dupes, Group, Keep, Kind, Report};
 use imgsim::store::Store;
 use serde::Serialize;
@@ -22,9 +23,22 @@ pub struct DupesArgs {
     #[command(flatten)]
     db: DbArgs,
     /// Images at or above this cosine similarity are duplicates of each other. Default: the
-    /// model's measured default (phash: 0.5; see README, "Duplicates").
-    #[arg(long, value_name = "S", value_parser = cosine)]
+    /// model's latest calibration on this database, else its measured default (phash: 0.5;
+    /// see README, "Duplicates").
+    #[arg(long, value_name = "S", value_parser = cosine, conflicts_with_all = ["calibrate", "precision"])]
     threshold: Option<f32>,
+    /// Measure the threshold on your own photos first: edited copies of a sample of the
+    /// indexed images must be found at --precision (default 0.95). Kept in the database for
+    /// later runs.
+    #[arg(long)]
+    calibrate: bool,
+    /// The precision of the threshold: with --calibrate, the one to measure; alone, the
+    /// calibration measured at it earlier.
+    #[arg(long, value_name = "P", value_parser = share)]
+    precision: Option<f64>,
+    /// Photos sampled by --calibrate.
+    #[arg(long, value_name = "N", default_value_t = imgsim::dupes::calibrate::DEFAULT_SAMPLE, requires = "calibrate")]
+    sample: usize,
     /// Which image of a group to keep: best (most pixels, then largest file, then oldest,
     /// then shortest path), largest, newest, oldest, or path:PREFIX (images under PREFIX).
     #[arg(long, value_name = "RULE", default_value = "best")]
@@ -46,6 +60,15 @@ fn cosine(text: &str) -> Result<f32, String> {
     match text.parse::<f32>() {
         Ok(s) if (-1.0..=1.0).contains(&s) => Ok(s),
         Ok(s) => Err(format!("{s} is not a cosine similarity (from -1 to 1)")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A precision given on the command line.
+fn share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(p) if p > 0.0 && p <= 1.0 => Ok(p),
+        Ok(p) => Err(format!("{p} is not a precision (above 0, at most 1)")),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -75,7 +98,7 @@ enum DupesLine<'a> {
     Summary {
         model: &'a str,
         threshold: f32,
-        /// Where the threshold comes from: `given` or `default`.
+        /// Where the threshold comes from: `given`, `calibrated` or `default`.
         threshold_from: &'a str,
         rows: usize,
         images: usize,
@@ -112,19 +135,32 @@ pub fn run(args: DupesArgs) -> anyhow::Result<Outcome> {
     }
     let embedder = args.model.embedder(None)?;
     let model = embedder.model();
-    let (threshold, threshold_from) = match args.threshold {
-        Some(t) => (t, "given"),
-        None => match default_threshold(&model.name) {
-            Some(t) => (t, "default"),
-            None => anyhow::bail!(
-                "{} has no measured default threshold yet: give one with --threshold S (a \
-                 cosine similarity; `imgsim eval synth DIR --models {}` suggests one for your \
-                 photos)",
+    // Without a threshold to use, say so before indexing anything.
+    if args.threshold.is_none() && !args.calibrate {
+        let stored = if db_dir.is_dir() {
+            Thresholds::load(&db_dir)?
+        } else {
+            Thresholds::default()
+        };
+        match args.precision {
+            Some(p) if stored.at(&model.id, p).is_none() => anyhow::bail!(
+                "{} has no calibration at precision {p} in {}: measure one with `imgsim dupes \
+                 --calibrate --precision {p}`",
                 model.name,
-                model.name
+                db_dir.display()
             ),
-        },
-    };
+            None if stored.latest(&model.id).is_none()
+                && default_threshold(&model.name).is_none() =>
+            {
+                anyhow::bail!(
+                    "{} has no measured default threshold: measure one on your photos with \
+                     --calibrate, or give one with --threshold S (a cosine similarity)",
+                    model.name
+                )
+            }
+            _ => {}
+        }
+    }
     let store = Store::open(&db_dir, !roots.is_empty())?;
     if !roots.is_empty() {
         let _lock = super::common::lock_for_writing(&db_dir, "imgsim dupes")?;
@@ -154,6 +190,7 @@ pub fn run(args: DupesArgs) -> anyhow::Result<Outcome> {
             args.model.model
         );
     };
+    let (threshold, threshold_from) = threshold(&args, &db_dir, &table, &embedder)?;
     let mut bar = super::common::Bar::new(args.json || args.csv);
     let report = Dupes::new(&table, threshold)
         .keep(args.keep.clone())
@@ -173,6 +210,67 @@ pub fn run(args: DupesArgs) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Done
     })
+}
+
+/// The threshold to use and where it comes from: given, calibrated (now or before), or the
+/// model's measured default.
+fn threshold(
+    args: &DupesArgs,
+    db_dir: &std::path::Path,
+    table: &imgsim::store::ModelTable<'_>,
+    embedder: &imgsim::embed::Embedder,
+) -> anyhow::Result<(f32, &'static str)> {
+    let model = embedder.model();
+    if let Some(t) = args.threshold {
+        return Ok((t, "given"));
+    }
+    if args.calibrate {
+        let precision = args.precision.unwrap_or(0.95);
+        let mut bar = super::common::Bar::new(args.json || args.csv);
+        let c = calibrate(
+            table,
+            embedder,
+            precision,
+            args.sample,
+            0,
+            &mut bar,
+            &AtomicBool::new(false),
+        )?;
+        drop(bar);
+        Thresholds::save(db_dir, &model.id, &c)?;
+        eprintln!("imgsim: {}", calibration_line(&model.name, &c));
+        return Ok((c.threshold, "calibrated"));
+    }
+    let stored = Thresholds::load(db_dir)?;
+    let found = match args.precision {
+        Some(p) => stored.at(&model.id, p),
+        None => stored.latest(&model.id),
+    };
+    if let Some(c) = found {
+        if !args.json && !args.csv {
+            eprintln!("imgsim: {}", calibration_line(&model.name, c));
+        }
+        return Ok((c.threshold, "calibrated"));
+    }
+    match default_threshold(&model.name) {
+        Some(t) => Ok((t, "default")),
+        None => anyhow::bail!(
+            "{} has no threshold: use --calibrate or --threshold S",
+            model.name
+        ),
+    }
+}
+
+/// "cosine >= 0.9312 keeps 95% precision on 1,000 of your photos: 87% of edited copies found"
+fn calibration_line(model: &str, c: &Calibration) -> String {
+    format!(
+        "{model}: cosine >= {:.4} keeps {}% precision on {} of your photos: {:.0}% of edited \
+         copies found",
+        c.threshold,
+        (c.precision * 100.0).round(),
+        c.photos,
+        c.recall * 100.0
+    )
 }
 
 /// The images a plan would remove, and their bytes.
@@ -267,7 +365,8 @@ fn print_text(report: &Report, model: &str, threshold_from: &str) {
     }
     let (n, bytes) = removable(report);
     let from = match threshold_from {
-        "default" => "the default, uncalibrated",
+        "default" => "the model's default, uncalibrated: --calibrate measures one on your photos",
+        "calibrated" => "calibrated on your photos",
         _ => "given",
     };
     eprintln!(

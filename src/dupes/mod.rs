@@ -10,6 +10,7 @@
 //!
 //! The library decides and reports; it draws nothing and changes no file.
 
+pub mod calibrate;
 pub mod groups;
 pub mod keeper;
 pub mod neighbours;

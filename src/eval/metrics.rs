@@ -132,13 +132,7 @@ pub fn evaluate(
         });
     }
 
-    // numpy's argmax over the valid points: the first one with the highest recall.
-    let mut best_p90: Option<CurvePoint> = None;
-    for point in curve.iter().filter(|p| p.precision >= 0.9) {
-        if best_p90.is_none_or(|b| point.recall > b.recall) {
-            best_p90 = Some(*point);
-        }
-    }
+    let best_p90 = operating_point(&curve, 0.9);
 
     let ranks = true_reference_ranks(ground_truth, predictions);
     let share = |hit: &dyn Fn(usize) -> bool| {
@@ -157,6 +151,19 @@ pub fn evaluate(
         predictions: predictions.len(),
         curve,
     })
+}
+
+/// The point of highest recall among those with precision >= `precision` (numpy's argmax over
+/// the valid points, as the official script: the first one with the highest recall). Its
+/// score is the threshold that keeps that precision: `dupes --calibrate` uses it too.
+pub fn operating_point(curve: &[CurvePoint], precision: f64) -> Option<CurvePoint> {
+    let mut best: Option<CurvePoint> = None;
+    for point in curve.iter().filter(|p| p.precision >= precision) {
+        if best.is_none_or(|b| point.recall > b.recall) {
+            best = Some(*point);
+        }
+    }
+    best
 }
 
 fn check_duplicates(predictions: &[Prediction]) -> Result<(), MetricsError> {

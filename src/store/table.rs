@@ -40,6 +40,11 @@ impl ModelTable<'_> {
         self.store.block_on(future).map_err(|e| self.explain(e))
     }
 
+    /// The database folder this table lives in.
+    pub fn store_dir(&self) -> &std::path::Path {
+        self.store.dir()
+    }
+
     pub fn count(&self) -> Result<usize> {
         self.block_on(self.table.count_rows(None))
     }

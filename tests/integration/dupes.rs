@@ -217,3 +217,42 @@ fn a_model_without_a_measured_threshold_asks_for_one() {
         .assert_exit(2)
         .assert_stderr_has("path:PREFIX");
 }
+
+#[test]
+fn calibration_measures_a_threshold_on_the_library_and_later_runs_use_it() {
+    let library = Library::new();
+    let run = library.dupes(&["--calibrate", "--precision", "0.9", "--json"]);
+    run.assert_exit(0);
+    // The line a user reads: the threshold, its precision, how many photos, the recall.
+    let said = run.stderr();
+    assert!(
+        said.contains("phash: cosine >= ")
+            && said.contains("keeps 90% precision on 15 of your photos"),
+        "{said}"
+    );
+    let lines: Vec<Value> = run.json_lines();
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["threshold_from"], "calibrated", "{summary}");
+    let measured = summary["threshold"].as_f64().unwrap();
+
+    // Kept in the database: a later run uses it, and --precision picks it.
+    let stored: Value = serde_json::from_slice(
+        &std::fs::read(Path::new(&library.db).join("dupes-thresholds.json")).unwrap(),
+    )
+    .unwrap();
+    let (_, by_precision) = stored.as_object().unwrap().iter().next().unwrap();
+    assert_eq!(by_precision["0.9000"]["threshold"].as_f64(), Some(measured));
+    for extra in [&["--json"][..], &["--precision", "0.9", "--json"][..]] {
+        let again = library.dupes(extra);
+        again.assert_exit(0);
+        let lines: Vec<Value> = again.json_lines();
+        let summary = lines.last().unwrap();
+        assert_eq!(summary["threshold"].as_f64(), Some(measured), "{summary}");
+        assert_eq!(summary["threshold_from"], "calibrated");
+    }
+    // A precision never measured is said, with the command that measures it.
+    library
+        .dupes(&["--precision", "0.99"])
+        .assert_exit(2)
+        .assert_stderr_has("--calibrate --precision 0.99");
+}

@@ -102,27 +102,39 @@ pub fn build(
     if let Some(previous) = reusable(out, &source, options) {
         return Ok(previous);
     }
-    if !(0.0..1.0).contains(&options.distractors) {
-        return Err(Error::Dataset {
-            path: source,
-            reason: format!(
-                "--distractors must be a share in [0, 1), got {}",
-                options.distractors
-            ),
-        });
-    }
     // Not the benchmark's own files, where `out` lies inside `source`.
     let out_canonical = std::fs::canonicalize(out).ok();
-    let mut photos: Vec<PathBuf> = crate::scan::images_under(&source)?
+    let photos: Vec<PathBuf> = crate::scan::images_under(&source)?
         .into_iter()
         .filter(|p| out_canonical.as_ref().is_none_or(|o| !p.starts_with(o)))
         .collect();
+    build_from(source, photos, out, options, progress)
+}
+
+/// [`build`] from a list of photos (`imgsim dupes --calibrate`: a sample of an index);
+/// `source` is recorded as where they came from.
+pub fn build_from(
+    source: PathBuf,
+    mut photos: Vec<PathBuf>,
+    out: &Path,
+    options: &SynthOptions,
+    progress: &mut dyn Progress,
+) -> Result<SynthBenchmark> {
     if photos.len() < 2 {
         return Err(Error::Dataset {
             path: source,
             reason: format!(
                 "needs at least 2 photos to build a benchmark, found {}",
                 photos.len()
+            ),
+        });
+    }
+    if !(0.0..1.0).contains(&options.distractors) {
+        return Err(Error::Dataset {
+            path: source,
+            reason: format!(
+                "--distractors must be a share in [0, 1), got {}",
+                options.distractors
             ),
         });
     }
