@@ -104,7 +104,9 @@ pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
 }
 
 fn print_report(report: &Report, json: bool) {
-    if matches!(report, Report::Idle) {
+    // Idle, and after a compaction (the daemon's largest transient use), freed memory goes
+    // back to the system at once.
+    if matches!(report, Report::Idle | Report::Compacted { .. }) {
         return_memory_to_the_system();
     }
     if json {
@@ -155,8 +157,8 @@ fn print_report(report: &Report, json: bool) {
     }
 }
 
-/// The daemon gives freed memory back after mimalloc's purge delay (see main.rs); once idle,
-/// at once.
+/// The daemon purges freed pages at once (see main.rs); this also collects what this thread's
+/// heap still holds.
 fn return_memory_to_the_system() {
     use crate::MI_OPTION_PURGE_DELAY;
     // SAFETY: process-wide allocator options and a collection; no memory is touched by us.

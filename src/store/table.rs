@@ -28,9 +28,13 @@ pub struct ModelTable<'a> {
     pub info: TableInfo,
 }
 
-/// How long old versions of a table are kept: longer than any search takes (a search reads
-/// the newest version when it starts, and must find its files until it ends).
-pub const KEEP_VERSIONS: lancedb::table::Duration = lancedb::table::Duration::minutes(10);
+/// How long old versions of a table are kept: longer than any read takes (a search, or
+/// `dupes` reading every row, reads the newest version when it starts and must find its files
+/// until it ends). Versions are removed only by a compaction, which holds the writer lock, so
+/// no writer's version can be removed under it. Each compaction reads every kept version's
+/// manifest: under the soak's ~2 commits a second, 10 minutes of versions (~1,200) made each
+/// compaction take ~50 MB more than the daemon's usual level.
+pub const KEEP_VERSIONS: lancedb::table::Duration = lancedb::table::Duration::minutes(5);
 
 impl ModelTable<'_> {
     pub(super) fn block_on<T>(
@@ -284,11 +288,11 @@ impl ModelTable<'_> {
     /// Compacts small fragments, removes versions older than [`KEEP_VERSIONS`] (and the files
     /// only they use), and folds new rows into the indexes.
     ///
-    /// LanceDB's own `All` keeps seven days of versions. Every commit is a version, and the
-    /// daemon commits every few seconds under a busy library: the 30-minute soak left 2,461
-    /// versions and 1,681 data files, and each compaction read every old manifest to find
-    /// what it could delete, taking longer (0.5 s to 1.6 s) and leaving the daemon's memory
-    /// higher each time. imgsim never reads an old version: a search reads the newest.
+    /// LanceDB's own `All` keeps seven days of versions. Every commit is a version, and a busy
+    /// library commits every few seconds: the 30-minute soak left 2,461 versions and 1,681
+    /// data files, and each compaction read every old manifest to find what it could delete,
+    /// taking longer each time (0.5 s, then 1.6 s after 13 minutes) and raising the daemon's
+    /// memory. imgsim never reads an old version: a search reads the newest.
     pub fn optimize(&self) -> Result<()> {
         use lancedb::table::{CompactionOptions, OptimizeAction, OptimizeOptions};
         self.block_on(self.table.optimize(OptimizeAction::Compact {
