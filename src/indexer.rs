@@ -393,7 +393,8 @@ fn missing_row(table: &ModelTable<'_>, what: &str) -> Error {
     }
 }
 
-fn hash_file(path: &Path) -> std::io::Result<String> {
+/// A file's content hash as the index stores it (blake3, hex).
+pub fn hash_file(path: &Path) -> std::io::Result<String> {
     let mut hasher = blake3::Hasher::new();
     hasher.update_reader(std::fs::File::open(path)?)?;
     Ok(hasher.finalize().to_hex().to_string())

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use imgsim::dupes::calibrate::{calibrate, Calibration, Thresholds};
+use imgsim::dupes::ignored::{Apart, Ignored};
 use imgsim::dupes::{Dupes, Group, Keep, Kind, Report};
 use imgsim::store::Store;
 use serde::Serialize;
@@ -13,7 +14,10 @@ use super::common::{human_bytes, print_json, DbArgs, JsonPath, ModelArgs};
 use super::Outcome;
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct DupesArgs {
+    #[command(subcommand)]
+    action: Option<DupesAction>,
     /// Only images under these folders (indexed first, incrementally, so that the answer is
     /// current). None given: every image in the index.
     #[arg(value_name = "DIR")]
@@ -53,6 +57,28 @@ pub struct DupesArgs {
     /// modified).
     #[arg(long)]
     csv: bool,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum DupesAction {
+    /// Mark images as not duplicates of each other: later runs never group them together
+    /// (kept by content, so the decision follows a moved or renamed file).
+    Ignore {
+        #[arg(required = true, num_args = 2.., value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// The images marked as not duplicates; --forget PATH... drops the decisions naming them.
+    Ignored {
+        #[arg(long, value_name = "PATH", num_args = 1..)]
+        forget: Vec<PathBuf>,
+        #[command(flatten)]
+        db: DbArgs,
+        /// One JSON line per decision.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// A cosine similarity given on the command line.
@@ -124,6 +150,13 @@ struct JsonMember<'a> {
 }
 
 pub fn run(args: DupesArgs) -> anyhow::Result<Outcome> {
+    match args.action {
+        Some(DupesAction::Ignore { paths, db }) => return ignore(&paths, &db.dir()?),
+        Some(DupesAction::Ignored { forget, db, json }) => {
+            return ignored(&forget, &db.dir()?, json)
+        }
+        None => {}
+    }
     let db_dir = args.db.dir()?;
     let roots = args
         .dirs
@@ -191,8 +224,10 @@ pub fn run(args: DupesArgs) -> anyhow::Result<Outcome> {
         );
     };
     let (threshold, threshold_from) = threshold(&args, &db_dir, &table, &embedder)?;
+    let decisions = Ignored::load(&db_dir)?;
     let mut bar = super::common::Bar::new(args.json || args.csv);
     let report = Dupes::new(&table, threshold)
+        .ignoring(&decisions)
         .keep(args.keep.clone())
         .min_group(args.min_group as usize)
         .within(&roots)
@@ -206,6 +241,78 @@ pub fn run(args: DupesArgs) -> anyhow::Result<Outcome> {
         print_text(&report, &model.name, threshold_from);
     }
     Ok(if report.groups.is_empty() {
+        Outcome::NothingFound
+    } else {
+        Outcome::Done
+    })
+}
+
+/// Each file's canonical key and content hash; a path that is not a file is an error.
+fn contents(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, String)>> {
+    paths
+        .iter()
+        .map(|p| {
+            let path = super::common::canonical(p)?;
+            anyhow::ensure!(path.is_file(), "{}: not a file", p.display());
+            let hash = imgsim::indexer::hash_file(&path)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            Ok((imgsim::util::path_string(&path), hash))
+        })
+        .collect()
+}
+
+/// `imgsim dupes ignore PATH PATH...`
+fn ignore(paths: &[PathBuf], db_dir: &std::path::Path) -> anyhow::Result<Outcome> {
+    let files = contents(paths)?;
+    let mut hashes: Vec<String> = files.iter().map(|(_, h)| h.clone()).collect();
+    hashes.sort();
+    hashes.dedup();
+    anyhow::ensure!(
+        hashes.len() >= 2,
+        "these files have the same bytes: they are copies of one image, so there is nothing to \
+         keep apart"
+    );
+    std::fs::create_dir_all(db_dir).map_err(|e| anyhow::anyhow!("{}: {e}", db_dir.display()))?;
+    let mut decisions = Ignored::load(db_dir)?;
+    decisions.add(Apart {
+        hashes,
+        paths: files.into_iter().map(|(key, _)| key).collect(),
+        decided_at: imgsim::util::now_seconds(),
+    });
+    decisions.save(db_dir)?;
+    eprintln!(
+        "imgsim: {} images will not be grouped as duplicates of each other \
+         (`imgsim dupes ignored --forget PATH` undoes it)",
+        paths.len()
+    );
+    Ok(Outcome::Done)
+}
+
+/// `imgsim dupes ignored [--forget PATH...]`
+fn ignored(forget: &[PathBuf], db_dir: &std::path::Path, json: bool) -> anyhow::Result<Outcome> {
+    let mut decisions = Ignored::load(db_dir)?;
+    if !forget.is_empty() {
+        let hashes = contents(forget)?.into_iter().map(|(_, h)| h).collect();
+        let n = decisions.forget(&hashes);
+        decisions.save(db_dir)?;
+        eprintln!("imgsim: forgot {n} decisions");
+        return Ok(if n == 0 {
+            Outcome::NothingFound
+        } else {
+            Outcome::Done
+        });
+    }
+    for decision in decisions.decisions() {
+        if json {
+            print_json(decision);
+        } else {
+            println!("not duplicates of each other:");
+            for path in &decision.paths {
+                super::common::print_path_line("  ", path, "");
+            }
+        }
+    }
+    Ok(if decisions.decisions().is_empty() {
         Outcome::NothingFound
     } else {
         Outcome::Done

@@ -12,6 +12,7 @@
 
 pub mod calibrate;
 pub mod groups;
+pub mod ignored;
 pub mod keeper;
 pub mod neighbours;
 
@@ -109,6 +110,7 @@ pub struct Dupes<'t, 's> {
     method: Option<Method>,
     raw_pairs: bool,
     within: Vec<String>,
+    apart: HashSet<(String, String)>,
 }
 
 impl<'t, 's> Dupes<'t, 's> {
@@ -122,6 +124,7 @@ impl<'t, 's> Dupes<'t, 's> {
             method: None,
             raw_pairs: true,
             within: Vec::new(),
+            apart: HashSet::new(),
         }
     }
 
@@ -145,6 +148,12 @@ impl<'t, 's> Dupes<'t, 's> {
     /// Whether RAW + rendered pairs are looked for on disk (default: yes).
     pub fn raw_pairs(mut self, on: bool) -> Self {
         self.raw_pairs = on;
+        self
+    }
+
+    /// Images the user said are not duplicates of each other are never linked.
+    pub fn ignoring(mut self, ignored: &ignored::Ignored) -> Self {
+        self.apart = ignored.pairs();
         self
     }
 
@@ -193,6 +202,16 @@ impl<'t, 's> Dupes<'t, 's> {
             progress,
             stop,
         )?;
+        let hash_of = |content: u32| rows[contents[content as usize]].hash.as_str();
+        let links: Vec<groups::Link> = links
+            .into_iter()
+            .filter(|l| {
+                self.apart.is_empty()
+                    || !self
+                        .apart
+                        .contains(&ignored::ordered(hash_of(l.a), hash_of(l.b)))
+            })
+            .collect();
         let cliques = groups::cliques(&links, 2);
 
         let vector_of = |content: usize| &vectors[content * dim..(content + 1) * dim];

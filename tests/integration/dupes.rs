@@ -256,3 +256,77 @@ fn calibration_measures_a_threshold_on_the_library_and_later_runs_use_it() {
         .assert_exit(2)
         .assert_stderr_has("--calibrate --precision 0.99");
 }
+
+#[test]
+fn images_marked_as_not_duplicates_stay_apart_until_forgotten() {
+    let library = Library::new();
+    let groups = |library: &Library| -> Vec<Vec<PathBuf>> {
+        let run = library.dupes(&["--threshold", "0.75", "--json"]);
+        let lines: Vec<Value> = run.json_lines();
+        lines[..lines.len() - 1].iter().map(paths).collect()
+    };
+    let before = groups(&library);
+    let (copy, original) = library
+        .originals
+        .iter()
+        .find(|(copy, _)| !copy.ends_with("same-bytes.jpg"))
+        .unwrap();
+    let together = |groups: &[Vec<PathBuf>]| {
+        groups
+            .iter()
+            .any(|g| g.contains(copy) && g.contains(original))
+    };
+    assert!(together(&before));
+    let (copy_arg, original_arg) = (copy.display().to_string(), original.display().to_string());
+    imgsim(&[
+        "dupes",
+        "ignore",
+        &copy_arg,
+        &original_arg,
+        "--db",
+        &library.db,
+    ])
+    .assert_exit(0);
+    let after = groups(&library);
+    assert!(!together(&after), "{after:#?}");
+    assert_eq!(after.len(), before.len() - 1);
+    // Listed, and a decision follows the file when it is renamed (it is kept by content).
+    let listed = imgsim(&["dupes", "ignored", "--db", &library.db, "--json"]);
+    listed.assert_exit(0);
+    assert!(listed.stdout().contains(&copy_arg));
+    let renamed = copy.with_file_name("renamed.jpg");
+    std::fs::rename(copy, &renamed).unwrap();
+    let after_rename = groups(&library);
+    assert!(!after_rename
+        .iter()
+        .any(|g| g.contains(&renamed) && g.contains(original)));
+    // Forgotten: together again.
+    imgsim(&[
+        "dupes",
+        "ignored",
+        "--forget",
+        &original_arg,
+        "--db",
+        &library.db,
+    ])
+    .assert_exit(0);
+    assert!(groups(&library)
+        .iter()
+        .any(|g| g.contains(&renamed) && g.contains(original)));
+    // Copies with the same bytes cannot be kept apart: said, not stored.
+    let exact = library
+        .originals
+        .iter()
+        .find(|(copy, _)| copy.ends_with("same-bytes.jpg"))
+        .unwrap();
+    imgsim(&[
+        "dupes",
+        "ignore",
+        &exact.0.display().to_string(),
+        &exact.1.display().to_string(),
+        "--db",
+        &library.db,
+    ])
+    .assert_exit(2)
+    .assert_stderr_has("same bytes");
+}
