@@ -274,11 +274,13 @@ struct CopyDetectionRun {
 }
 
 /// Embeds, searches and scores `selection` with every model; writes predictions and the chart.
+/// `group`: also score `imgsim dupes`' groups of the benchmark's images (synth).
 fn copy_detection(
     benchmark: &str,
     selection: Selection,
     args: &EvalModelArgs,
     out: PathBuf,
+    group: bool,
 ) -> anyhow::Result<CopyDetectionRun> {
     let ModelRuns {
         results,
@@ -287,7 +289,11 @@ fn copy_detection(
     } = run_models(
         args,
         &out,
-        |embedder, cache, bar| Ok(disc21::run(&selection, embedder, cache, args.k, bar)?),
+        |embedder, cache, bar| {
+            Ok(disc21::run(
+                &selection, embedder, cache, args.k, group, bar,
+            )?)
+        },
         |r| &r.predictions,
     )?;
     if !results.is_empty() {
@@ -455,7 +461,7 @@ fn run_disc21(args: Disc21Args) -> anyhow::Result<Outcome> {
     let layout = Layout::find(&args.root, args.gt.as_deref())?;
     let selection = Selection::new(&layout, args.refs, args.queries)?;
     let out = out_dir(&args.models, "disc21")?;
-    let run = copy_detection("disc21", selection, &args.models, out)?;
+    let run = copy_detection("disc21", selection, &args.models, out, false)?;
     finish_copy_detection(&run, "", None, started, args.models.json)
 }
 
@@ -632,7 +638,7 @@ fn run_synth(args: SynthArgs) -> anyhow::Result<Outcome> {
     }
     let layout = benchmark.layout(&bench_dir);
     let selection = Selection::new(&layout, None, QuerySet::All)?;
-    let mut run = copy_detection("synth", selection, &args.models, out)?;
+    let mut run = copy_detection("synth", selection, &args.models, out, true)?;
     run.failed_files += benchmark.unreadable.len();
 
     // Recall at rank 1 per edit kind: which edits each model survives.
@@ -655,6 +661,20 @@ fn run_synth(args: SynthArgs) -> anyhow::Result<Outcome> {
             ),
             None => format!("- {name}: precision never reaches 0.9\n"),
         });
+    }
+    extra.push_str(
+        "\n`imgsim dupes` at that threshold, on references and queries together (a pair is right \
+         when both are copies of one photo, or one is the other's original):\n\n\
+         | model | pairs grouped | right | precision | recall |\n|---|---|---|---|---|\n",
+    );
+    for (name, r) in &run.results {
+        match &r.groups {
+            Some(g) => extra.push_str(&format!(
+                "| {name} | {} | {} | {:.3} | {:.3} (of {}) |\n",
+                g.claimed, g.correct, g.precision, g.recall, g.truth
+            )),
+            None => extra.push_str(&format!("| {name} | - | - | - | - |\n")),
+        }
     }
     finish_copy_detection(&run, &extra, Some(&by_edit), started, args.models.json)
 }

@@ -112,7 +112,7 @@ pub fn calibrate(
     }
     let selection = Selection::new(&benchmark.layout(work.path()), None, QuerySet::All)?;
     let mut cache = EmbeddingCache::disabled(embedder.model().dim());
-    let result = disc21::run(&selection, embedder, &mut cache, 10, progress)?;
+    let result = disc21::run(&selection, embedder, &mut cache, 10, false, progress)?;
     let point =
         operating_point(&result.metrics.curve, precision).ok_or_else(|| Error::Dataset {
             path: table.store_dir().to_path_buf(),

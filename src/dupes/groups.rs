@@ -71,6 +71,42 @@ pub fn cliques(links: &[Link], min_size: usize) -> Vec<Vec<u32>> {
     groups
 }
 
+/// Pairwise precision and recall of `groups` against the pairs that truly are duplicates:
+/// every two members of a group are a pair `dupes` claims.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PairQuality {
+    /// Pairs inside the groups.
+    pub claimed: usize,
+    /// Of them, true.
+    pub correct: usize,
+    /// True pairs in all.
+    pub truth: usize,
+    pub precision: f64,
+    pub recall: f64,
+}
+
+/// Scores `groups` against `truth` (pairs as (smaller, larger) item).
+pub fn pair_quality(groups: &[Vec<u32>], truth: &HashSet<(u32, u32)>) -> PairQuality {
+    let mut claimed = 0;
+    let mut correct = 0;
+    for group in groups {
+        for (i, &a) in group.iter().enumerate() {
+            for &b in &group[i + 1..] {
+                claimed += 1;
+                correct += usize::from(truth.contains(&(a.min(b), a.max(b))));
+            }
+        }
+    }
+    let share = |n: usize, of: usize| if of == 0 { 1.0 } else { n as f64 / of as f64 };
+    PairQuality {
+        claimed,
+        correct,
+        truth: truth.len(),
+        precision: share(correct, claimed),
+        recall: share(correct, truth.len()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +172,18 @@ mod tests {
         }
         assert_eq!(cliques(&links, 2), first);
         assert_eq!(first, vec![vec![5, 6, 7], vec![1, 2]]);
+    }
+
+    #[test]
+    fn pair_quality_counts_every_pair_inside_a_group() {
+        // Truth: 1-2, 1-3, 2-3 (three copies of one photo) and 7-8.
+        let truth: HashSet<(u32, u32)> = [(1, 2), (1, 3), (2, 3), (7, 8)].into();
+        // One right group of three (3 pairs), one wrong pair.
+        let q = pair_quality(&[vec![1, 2, 3], vec![4, 8]], &truth);
+        assert_eq!((q.claimed, q.correct, q.truth), (4, 3, 4));
+        assert_eq!((q.precision, q.recall), (0.75, 0.75));
+        let none = pair_quality(&[], &truth);
+        assert_eq!((none.precision, none.recall), (1.0, 0.0));
     }
 
     #[test]

@@ -231,6 +231,11 @@ pub struct CopyDetection {
     #[serde(skip)]
     pub predictions: Vec<Prediction>,
     pub metrics: Metrics,
+    /// `imgsim dupes`' groups of references and queries at the threshold of precision 0.9,
+    /// scored by pairs (copies of one original are duplicates of it and of each other);
+    /// `None` when not asked or when precision never reaches 0.9.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<crate::dupes::groups::PairQuality>,
     pub extraction: ExtractionStats,
     /// References that could not be embedded (left out of the pool).
     pub failed_references: usize,
@@ -240,11 +245,61 @@ pub struct CopyDetection {
 }
 
 /// Embeds references and queries, searches each query's top `k`, and scores the predictions.
+/// `imgsim dupes` on the benchmark's images (references and queries together) at
+/// `threshold`, scored against the ground truth as pairs.
+fn group_quality(
+    selection: &Selection,
+    pool: &[(&Image, &[f32])],
+    asked: &[(&Image, &[f32])],
+    threshold: f32,
+) -> Result<crate::dupes::groups::PairQuality> {
+    use crate::dupes::{groups, neighbours};
+    let images: Vec<(&Image, &[f32])> = pool.iter().chain(asked).copied().collect();
+    let dim = images.first().map_or(0, |(_, v)| v.len());
+    let index: HashMap<&str, u32> = images
+        .iter()
+        .enumerate()
+        .map(|(i, (image, _))| (image.id.as_str(), i as u32))
+        .collect();
+    // Copies of one reference: each with it, and with each other.
+    let mut copies: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for pair in &selection.ground_truth {
+        if let (Some(&q), Some(&r)) = (
+            index.get(pair.query.as_str()),
+            index.get(pair.reference.as_str()),
+        ) {
+            copies.entry(r).or_default().push(q);
+        }
+    }
+    let mut truth = HashSet::new();
+    for (reference, queries) in &copies {
+        let members: Vec<u32> = std::iter::once(*reference)
+            .chain(queries.iter().copied())
+            .collect();
+        for (i, &a) in members.iter().enumerate() {
+            for &b in &members[i + 1..] {
+                truth.insert((a.min(b), a.max(b)));
+            }
+        }
+    }
+    let flat: Vec<f32> = images.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+    let links = neighbours::pairs_at_least(
+        &flat,
+        dim,
+        threshold,
+        None,
+        &mut crate::progress::Quiet,
+        &std::sync::atomic::AtomicBool::new(false),
+    )?;
+    Ok(groups::pair_quality(&groups::cliques(&links, 2), &truth))
+}
+
 pub fn run(
     selection: &Selection,
     embedder: &Embedder,
     cache: &mut EmbeddingCache,
     k: usize,
+    group: bool,
     progress: &mut dyn Progress,
 ) -> Result<CopyDetection> {
     let all: Vec<Image> = selection
@@ -286,9 +341,14 @@ pub fn run(
         })
         .collect();
     let metrics = metrics::evaluate(&selection.ground_truth, &predictions)?;
+    let groups = match metrics.threshold_at_p90 {
+        Some(t) if group => Some(group_quality(selection, &pool, &asked, t as f32)?),
+        _ => None,
+    };
     Ok(CopyDetection {
         predictions,
         metrics,
+        groups,
         extraction,
         failed_references: selection.references.len() - pool.len(),
         failed_queries: selection.queries.len() - asked.len(),

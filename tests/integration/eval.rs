@@ -485,6 +485,24 @@ fn synth_builds_a_deterministic_benchmark_and_reports_each_edit() {
     let (lines, out) = run("a");
     out.assert_exit(0);
     let bench = dir.path().join("a/benchmark");
+    // `dupes`' groups of the same images, scored by pairs, when precision reaches 0.9.
+    let report = std::fs::read_to_string(dir.path().join("a/report.md")).unwrap();
+    assert!(
+        report.contains("`imgsim dupes` at that threshold"),
+        "{report}"
+    );
+    let row = report
+        .lines()
+        .find(|l| l.starts_with("| phash |") && l.matches('|').count() == 6)
+        .unwrap_or_else(|| panic!("{report}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    if cells[2] != "-" {
+        let (grouped, right): (usize, usize) =
+            (cells[2].parse().unwrap(), cells[3].parse().unwrap());
+        assert!(right <= grouped, "{row}");
+        // Recall is of every true pair: each copy with its original and with its siblings.
+        assert!(cells[5].ends_with(')'), "{row}");
+    }
     let gt = std::fs::read_to_string(bench.join("ground_truth.csv")).unwrap();
     // 10 queries: 3 distractors from 3 held-out photos, 7 copies of the 4 pool photos.
     assert_eq!(gt.lines().count(), 11);
