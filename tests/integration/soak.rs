@@ -23,9 +23,10 @@ fn a_minute_of_mixed_use_beside_the_daemon_ends_with_the_table_equal_to_the_disk
     ]);
     let report: serde_json::Value = serde_json::from_str(run.stdout().trim())
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", run.stdout(), run.stderr()));
-    // Every check but one must hold: the daemon's memory under constant writes still rises for
-    // its first minutes (RELIABILITY.md: found by the 30-minute soak, not yet explained), so
-    // that check is reported here, not enforced.
+    // Every check must hold but the strict memory one: in one minute the level after the
+    // warm-up is the median of 20 seconds, too short to be steady within 10% on a shared CI
+    // machine. Memory is checked here with room for that noise (a leak that grows the daemon
+    // by tens of MiB within the minute still fails it); RELIABILITY.md has the 30 minutes.
     let failures: Vec<&str> = report["failures"]
         .as_array()
         .unwrap()
@@ -34,10 +35,11 @@ fn a_minute_of_mixed_use_beside_the_daemon_ends_with_the_table_equal_to_the_disk
         .filter(|f| !f.starts_with("the daemon's private memory grew"))
         .collect();
     assert!(failures.is_empty(), "{report:#}\n{}", run.stderr());
-    println!(
-        "daemon private memory: {} MiB after the warm-up, {} MiB at the end",
-        report["daemon_private_level_mb"], report["daemon_private_end_mb"]
-    );
+    let level = report["daemon_private_level_mb"].as_f64().unwrap();
+    let end = report["daemon_private_end_mb"].as_f64().unwrap();
+    assert!(level > 0.0, "{report:#}");
+    assert!(end <= level * 1.5 + 10.0, "{report:#}");
+    println!("daemon private memory: {level} MiB after the warm-up, {end} MiB at the end");
     assert!(!run.stderr().contains("panicked"), "{}", run.stderr());
     // It did what it says: changes of every kind and every command, many times.
     for kind in ["add", "edit", "rename", "move", "delete"] {
