@@ -50,14 +50,7 @@ const MANIFEST: &str = "models.json";
 pub struct Store {
     dir: PathBuf,
     runtime: tokio::runtime::Runtime,
-    /// Replaced by [`Store::fresh_caches`]; table handles already open keep theirs.
-    db: std::sync::RwLock<Connected>,
-}
-
-/// A LanceDB connection and the session (caches) it uses.
-struct Connected {
-    connection: lancedb::Connection,
-    session: std::sync::Arc<lance::session::Session>,
+    db: lancedb::Connection,
 }
 
 fn store_error(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -116,24 +109,6 @@ fn session() -> std::sync::Arc<lance::session::Session> {
     ))
 }
 
-/// A LanceDB connection to the database folder, with imgsim's cache bounds.
-fn connect(dir: &Path, runtime: &tokio::runtime::Runtime) -> Result<Connected> {
-    // Absolute: LanceDB reads a relative name that starts with "db" (`--db db`) as a
-    // LanceDB Cloud address.
-    let uri = std::path::absolute(dir)
-        .map_err(|e| store_error(dir, e))?
-        .to_string_lossy()
-        .into_owned();
-    let session = session();
-    let connection = runtime
-        .block_on(lancedb::connect(&uri).session(session.clone()).execute())
-        .map_err(|e| store_error(dir, e))?;
-    Ok(Connected {
-        connection,
-        session,
-    })
-}
-
 impl Store {
     /// The database folder: `IMGSIM_DB`, else `$XDG_DATA_HOME/imgsim` (`~/.local/share/imgsim`).
     pub fn default_dir() -> Option<PathBuf> {
@@ -162,34 +137,20 @@ impl Store {
             .enable_all()
             .build()
             .map_err(|e| store_error(dir, e))?;
-        let db = connect(dir, &runtime)?;
+        // Absolute: LanceDB reads a relative name that starts with "db" (`--db db`) as a
+        // LanceDB Cloud address.
+        let uri = std::path::absolute(dir)
+            .map_err(|e| store_error(dir, e))?
+            .to_string_lossy()
+            .into_owned();
+        let db = runtime
+            .block_on(lancedb::connect(&uri).session(session()).execute())
+            .map_err(|e| store_error(dir, e))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             runtime,
-            db: std::sync::RwLock::new(db),
+            db,
         })
-    }
-
-    /// Drops what LanceDB caches for this process by opening a new connection: the daemon
-    /// does it after each compaction. LanceDB keeps an entry per table version it has read in
-    /// its index cache, and a compaction reads every kept version; under constant writes
-    /// those entries grew the daemon by ~70 MiB within 13 minutes of the soak, bounded only by
-    /// the cache's 512 MiB. What a search needs is read again on first use.
-    pub fn fresh_caches(&self) -> Result<()> {
-        let db = connect(&self.dir, &self.runtime)?;
-        *self.db.write().unwrap_or_else(|e| e.into_inner()) = db;
-        Ok(())
-    }
-
-    fn connection(&self) -> lancedb::Connection {
-        let db = self.db.read().unwrap_or_else(|e| e.into_inner());
-        db.connection.clone()
-    }
-
-    /// Bytes LanceDB holds in its caches for this store.
-    pub fn cache_bytes(&self) -> u64 {
-        let db = self.db.read().unwrap_or_else(|e| e.into_inner());
-        db.session.size_bytes()
     }
 
     pub fn dir(&self) -> &Path {
@@ -226,7 +187,7 @@ impl Store {
         let Some(info) = self.tables()?.into_iter().find(|t| t.model_id == model_id) else {
             return Ok(None);
         };
-        let table = self.block_on(self.connection().open_table(&info.table).execute())?;
+        let table = self.block_on(self.db.open_table(&info.table).execute())?;
         Ok(Some(ModelTable {
             store: self,
             table,
@@ -250,13 +211,13 @@ impl Store {
             model_id: model_id.to_string(),
             dim,
         };
-        let names = self.block_on(self.connection().table_names().execute())?;
+        let names = self.block_on(self.db.table_names().execute())?;
         let table = if names.contains(&info.table) {
             // Created before a crash that lost the manifest entry.
-            self.block_on(self.connection().open_table(&info.table).execute())?
+            self.block_on(self.db.open_table(&info.table).execute())?
         } else {
             self.block_on(
-                self.connection()
+                self.db
                     .create_empty_table(&info.table, rows::schema(dim))
                     .execute(),
             )?
@@ -310,36 +271,6 @@ fn table_name(model: &str, model_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fresh_caches_empty_the_caches_and_keep_every_table() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), true).unwrap();
-        let table = store.table_or_create("m", "m-1", 4).unwrap();
-        for i in 0..20 {
-            let row = Row {
-                path: format!("/p/{i}.jpg"),
-                size: 1,
-                mtime_ns: 0,
-                hash: format!("{i:064x}"),
-                width: 1,
-                height: 1,
-                indexed_at: 0,
-                tags: Vec::new(),
-                vector: vec![0.5; 4],
-            };
-            table.upsert(&[row]).unwrap();
-        }
-        table.nearest(&[0.5; 4], 3, None).unwrap();
-        let full = store.cache_bytes();
-        assert!(full > 0);
-        store.fresh_caches().unwrap();
-        assert!(store.cache_bytes() < full);
-        // The open handle and a new one both still work.
-        assert_eq!(table.count().unwrap(), 20);
-        let again = store.table("m-1").unwrap().unwrap();
-        assert_eq!(again.nearest(&[0.5; 4], 3, None).unwrap().len(), 3);
-    }
 
     #[test]
     fn lance_errors_are_said_without_type_names_or_source_locations() {

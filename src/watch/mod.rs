@@ -529,8 +529,6 @@ impl<'a> Daemon<'a> {
                 seconds: started.elapsed().as_secs_f64(),
             });
         }
-        // The compaction read every kept version; LanceDB's caches keep an entry for each.
-        self.shared.store.fresh_caches()?;
         self.writes_since_compact = 0;
         self.commits_since_compact = 0;
         self.last_compact = Instant::now();
