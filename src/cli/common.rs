@@ -60,6 +60,15 @@ impl ModelArgs {
     }
 }
 
+/// A cosine similarity given on the command line (`--min-score`, `--threshold`).
+pub fn cosine(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(s) if (-1.0..=1.0).contains(&s) => Ok(s),
+        Ok(s) => Err(format!("{s} is not a cosine similarity (from -1 to 1)")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Where the index lives.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DbArgs {

@@ -10,7 +10,7 @@ use imgsim::dupes::{Dupes, Group, Keep, Kind, Report};
 use imgsim::store::Store;
 use serde::Serialize;
 
-use super::common::{human_bytes, print_json, DbArgs, JsonPath, ModelArgs};
+use super::common::{cosine, human_bytes, print_json, DbArgs, JsonPath, ModelArgs};
 use super::Outcome;
 
 #[derive(clap::Args, Debug)]
@@ -79,15 +79,6 @@ pub enum DupesAction {
         #[arg(long)]
         json: bool,
     },
-}
-
-/// A cosine similarity given on the command line.
-fn cosine(text: &str) -> Result<f32, String> {
-    match text.parse::<f32>() {
-        Ok(s) if (-1.0..=1.0).contains(&s) => Ok(s),
-        Ok(s) => Err(format!("{s} is not a cosine similarity (from -1 to 1)")),
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 /// A precision given on the command line.

@@ -8,7 +8,7 @@ use imgsim::store::Store;
 use imgsim::util::path_string;
 use serde::{Deserialize, Serialize};
 
-use super::common::{canonical, print_json, print_path_line, DbArgs, JsonPath, ModelArgs};
+use super::common::{canonical, cosine, print_json, print_path_line, DbArgs, JsonPath, ModelArgs};
 use super::Outcome;
 
 #[derive(clap::Args, Debug)]
@@ -64,15 +64,6 @@ fn at_least_one(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(0) => Err("give at least 1".into()),
         Ok(n) => Ok(n),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-/// A cosine similarity given on the command line.
-fn cosine(text: &str) -> Result<f32, String> {
-    match text.parse::<f32>() {
-        Ok(s) if (-1.0..=1.0).contains(&s) => Ok(s),
-        Ok(s) => Err(format!("{s} is not a cosine similarity (from -1 to 1)")),
         Err(e) => Err(e.to_string()),
     }
 }

@@ -140,15 +140,7 @@ pub struct Thresholds(BTreeMap<String, BTreeMap<String, Calibration>>);
 impl Thresholds {
     /// What `db_dir` holds (nothing yet: empty).
     pub fn load(db_dir: &Path) -> Result<Self> {
-        let path = db_dir.join(FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Dataset {
-                path,
-                reason: format!("unreadable ({e}); delete it and calibrate again"),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(cause) => Err(Error::Io { path, cause }),
-        }
+        super::load_json(db_dir, FILE, "delete it and calibrate again")
     }
 
     /// Keeps `calibration` for `model_id` (replacing one at the same precision), written
@@ -159,9 +151,7 @@ impl Thresholds {
             .entry(model_id.to_string())
             .or_default()
             .insert(key(calibration.precision), calibration.clone());
-        let path = db_dir.join(FILE);
-        let bytes = serde_json::to_vec_pretty(&all).expect("serialisable");
-        crate::util::write_atomic(&path, &bytes).map_err(|cause| Error::Io { path, cause })
+        super::save_json(db_dir, FILE, &all)
     }
 
     /// The calibration of `model_id` at `precision`, if measured.

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 const FILE: &str = "dupes-ignored.json";
 
@@ -32,23 +32,15 @@ pub struct Ignored {
 impl Ignored {
     /// What `db_dir` holds (nothing yet: none).
     pub fn load(db_dir: &Path) -> Result<Self> {
-        let path = db_dir.join(FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Dataset {
-                path,
-                reason: format!(
-                    "unreadable ({e}); it holds your 'not duplicates' decisions: fix or delete it"
-                ),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(cause) => Err(Error::Io { path, cause }),
-        }
+        super::load_json(
+            db_dir,
+            FILE,
+            "it holds your 'not duplicates' decisions: fix or delete it",
+        )
     }
 
     pub fn save(&self, db_dir: &Path) -> Result<()> {
-        let path = db_dir.join(FILE);
-        let bytes = serde_json::to_vec_pretty(self).expect("serialisable");
-        crate::util::write_atomic(&path, &bytes).map_err(|cause| Error::Io { path, cause })
+        super::save_json(db_dir, FILE, self)
     }
 
     pub fn decisions(&self) -> &[Apart] {

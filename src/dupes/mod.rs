@@ -281,6 +281,31 @@ impl<'t, 's> Dupes<'t, 's> {
     }
 }
 
+/// A JSON file that `dupes` keeps in the database folder (`file`): its value, or the default
+/// when there is none yet; an unreadable one is an error that ends with `what_to_do`.
+fn load_json<T: Default + serde::de::DeserializeOwned>(
+    db_dir: &Path,
+    file: &str,
+    what_to_do: &str,
+) -> Result<T> {
+    let path = db_dir.join(file);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| crate::Error::Dataset {
+            path,
+            reason: format!("unreadable ({e}); {what_to_do}"),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(cause) => Err(crate::Error::Io { path, cause }),
+    }
+}
+
+/// Writes `value` to `file` in the database folder, atomically.
+fn save_json<T: Serialize>(db_dir: &Path, file: &str, value: &T) -> Result<()> {
+    let path = db_dir.join(file);
+    let bytes = serde_json::to_vec_pretty(value).expect("serialisable");
+    crate::util::write_atomic(&path, &bytes).map_err(|cause| crate::Error::Io { path, cause })
+}
+
 fn candidate(row: &Row) -> keeper::Candidate<'_> {
     keeper::Candidate {
         path: &row.path,
