@@ -1,11 +1,14 @@
 //! `imgsim dupes`: groups of duplicate and near-duplicate images, with the image each group
-//! would keep. It reports; it changes no file.
+//! would keep. It reports; with `--apply` and an action it moves the others aside, to the
+//! trash, or replaces exact copies by hard links, and `imgsim dupes undo` puts them back.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
+use imgsim::dupes::apply::{Apply, StepOutcome, Undo};
 use imgsim::dupes::calibrate::{calibrate, Calibration, Thresholds};
 use imgsim::dupes::ignored::{Apart, Ignored};
+use imgsim::dupes::journal::Action;
 use imgsim::dupes::{Dupes, Group, Keep, Kind, Report};
 use imgsim::store::Store;
 use serde::Serialize;
@@ -15,6 +18,7 @@ use super::Outcome;
 
 #[derive(clap::Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
+#[command(group(clap::ArgGroup::new("action").args(["move_to", "trash", "hardlink"])))]
 pub struct DupesArgs {
     #[command(subcommand)]
     action: Option<DupesAction>,
@@ -57,6 +61,23 @@ pub struct DupesArgs {
     /// modified).
     #[arg(long)]
     csv: bool,
+    /// Move each group's other images under DIR, at their full path (/home/me/a.jpg goes to
+    /// DIR/home/me/a.jpg). Their index rows move with them. Needs --apply to act.
+    #[arg(long, value_name = "DIR")]
+    move_to: Option<PathBuf>,
+    /// Move each group's other images to the desktop's trash (freedesktop.org trash). Needs
+    /// --apply to act.
+    #[arg(long)]
+    trash: bool,
+    /// Replace exact copies by hard links to the keeper (the same bytes, stored once; near
+    /// duplicates are left alone). Needs --apply to act.
+    #[arg(long)]
+    hardlink: bool,
+    /// Make the changes of --move-to, --trash or --hardlink. Without it nothing changes: the
+    /// plan is printed. Every change is journaled in the database: `imgsim dupes undo` puts
+    /// the last applied plan back.
+    #[arg(long, requires = "action")]
+    apply: bool,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -68,6 +89,15 @@ pub enum DupesAction {
         paths: Vec<PathBuf>,
         #[command(flatten)]
         db: DbArgs,
+    },
+    /// Put back the last plan applied with --apply: every file moved, trashed or linked, byte
+    /// for byte, with its time, permissions and index rows.
+    Undo {
+        #[command(flatten)]
+        db: DbArgs,
+        /// One JSON line per file, then a summary line.
+        #[arg(long)]
+        json: bool,
     },
     /// The images marked as not duplicates; --forget PATH... drops the decisions naming them.
     Ignored {
@@ -146,9 +176,11 @@ pub fn run(args: DupesArgs) -> anyhow::Result<Outcome> {
         Some(DupesAction::Ignored { forget, db, json }) => {
             return ignored(&forget, &db.dir()?, json)
         }
+        Some(DupesAction::Undo { db, json }) => return undo(&db.dir()?, json),
         None => {}
     }
     let db_dir = args.db.dir()?;
+    let action = action(&args)?;
     let roots = args
         .dirs
         .iter()
@@ -229,13 +261,213 @@ pub fn run(args: DupesArgs) -> anyhow::Result<Outcome> {
     } else if args.csv {
         print_csv(&report)?;
     } else {
-        print_text(&report, &model.name, threshold_from);
+        print_text(&report, &model.name, threshold_from, action.is_some());
+    }
+    if let Some(action) = action {
+        let plan = Apply::new(&store, &report, action.clone()).model(&model.name);
+        if args.apply {
+            let _lock = super::common::lock_for_writing(&db_dir, "imgsim dupes --apply")?;
+            let mut bar = super::common::Bar::new(args.json || args.csv);
+            let applied = plan.execute(&mut bar, &AtomicBool::new(false))?;
+            drop(bar);
+            print_changes(&applied.steps, &action, Said::Done, args.json);
+            if applied.journal.is_some() && applied.done().next().is_some() {
+                eprintln!("imgsim: `imgsim dupes undo` puts them back");
+            }
+        } else {
+            print_changes(&plan.preview(), &action, Said::Planned, args.json);
+        }
     }
     Ok(if report.groups.is_empty() {
         Outcome::NothingFound
     } else {
         Outcome::Done
     })
+}
+
+/// The action named on the command line (a destination made absolute and checked).
+fn action(args: &DupesArgs) -> anyhow::Result<Option<Action>> {
+    if args.trash {
+        return Ok(Some(Action::Trash));
+    }
+    if args.hardlink {
+        return Ok(Some(Action::Hardlink));
+    }
+    let Some(dir) = &args.move_to else {
+        return Ok(None);
+    };
+    let dir = std::path::absolute(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    if dir.exists() {
+        anyhow::ensure!(dir.is_dir(), "--move-to {}: not a folder", dir.display());
+        return Ok(Some(Action::MoveTo {
+            dir: super::common::canonical(&dir)?,
+        }));
+    }
+    // Made on first use; its nearest existing folder fixes where it is.
+    Ok(Some(Action::MoveTo { dir }))
+}
+
+/// Whether changes were made or only planned.
+#[derive(Clone, Copy, PartialEq)]
+enum Said {
+    Planned,
+    Done,
+    Undone,
+}
+
+/// `imgsim dupes --json` lines of a plan or its outcome, and of an undo.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ChangeLine<'a> {
+    Change {
+        /// `planned`, `done`, `undone`, or `skipped` (with the reason).
+        status: &'static str,
+        #[serde(flatten)]
+        path: JsonPath,
+        /// Where a move puts it (or, for an undo, where it was).
+        to: Option<String>,
+        keeper: String,
+        bytes: u64,
+        reason: Option<&'a str>,
+    },
+    Changes {
+        action: &'a Action,
+        status: &'static str,
+        images: usize,
+        bytes: u64,
+        skipped: usize,
+    },
+}
+
+fn print_changes(steps: &[StepOutcome], action: &Action, said: Said, json: bool) {
+    let status = match said {
+        Said::Planned => "planned",
+        Said::Done => "done",
+        Said::Undone => "undone",
+    };
+    let (mut images, mut bytes, mut skipped) = (0, 0, 0);
+    for step in steps {
+        match &step.skipped {
+            None => {
+                images += 1;
+                bytes += step.bytes;
+            }
+            Some(_) => skipped += 1,
+        }
+        if json {
+            print_json(&ChangeLine::Change {
+                status: if step.skipped.is_some() {
+                    "skipped"
+                } else {
+                    status
+                },
+                path: JsonPath::of_key(&step.path),
+                to: step.to.as_deref().map(imgsim::util::display_key),
+                keeper: imgsim::util::display_key(&step.keeper),
+                bytes: step.bytes,
+                reason: step.skipped.as_deref(),
+            });
+            continue;
+        }
+        let line = |verb: &str, other: Option<&str>| {
+            let suffix = other.map_or(String::new(), |o| {
+                format!(" -> {}", imgsim::util::display_key(o))
+            });
+            super::common::print_path_line(&format!("{verb} "), &step.path, &suffix);
+        };
+        match (&step.skipped, said, action) {
+            (Some(reason), Said::Planned, _) => {
+                super::common::print_path_line("left alone ", &step.path, &format!(": {reason}"))
+            }
+            // Skips of a run are said once, on stderr, as they happen.
+            (Some(_), _, _) => {}
+            (None, Said::Planned, Action::MoveTo { .. }) => line("would move", step.to.as_deref()),
+            (None, Said::Planned, Action::Trash) => line("would trash", None),
+            (None, Said::Planned, Action::Hardlink) => line("would link", Some(&step.keeper)),
+            (None, Said::Done, Action::MoveTo { .. }) => line("moved", step.to.as_deref()),
+            (None, Said::Done, Action::Trash) => line("trashed", None),
+            (None, Said::Done, Action::Hardlink) => line("linked", Some(&step.keeper)),
+            (None, Said::Undone, Action::MoveTo { .. }) => line("moved back", step.to.as_deref()),
+            (None, Said::Undone, Action::Trash) => line("restored from the trash", None),
+            (None, Said::Undone, Action::Hardlink) => line("unlinked", None),
+        }
+    }
+    if json {
+        print_json(&ChangeLine::Changes {
+            action,
+            status,
+            images,
+            bytes,
+            skipped,
+        });
+        return;
+    }
+    let skipped = if skipped > 0 {
+        format!("; {skipped} left alone")
+    } else {
+        String::new()
+    };
+    let size = human_bytes(bytes);
+    let images = count(images, "image");
+    match said {
+        Said::Planned => eprintln!(
+            "imgsim: with --apply, {images} ({size}) would be {}{skipped}. Nothing was changed.",
+            action.done_verb()
+        ),
+        Said::Done => eprintln!("imgsim: {images} ({size}) {}{skipped}", action.done_verb()),
+        Said::Undone => eprintln!("imgsim: {images} ({size}) put back{skipped}"),
+    }
+}
+
+/// "1 image", "2 images".
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// `imgsim dupes undo`
+fn undo(db_dir: &std::path::Path, json: bool) -> anyhow::Result<Outcome> {
+    if !db_dir.is_dir() {
+        anyhow::bail!("no index database at {}", db_dir.display());
+    }
+    let store = Store::open(db_dir, false)?;
+    let _lock = super::common::lock_for_writing(db_dir, "imgsim dupes undo")?;
+    let mut bar = super::common::Bar::new(json);
+    let undone = Undo::new(&store).execute(&mut bar, &AtomicBool::new(false))?;
+    drop(bar);
+    let Some(undone) = undone else {
+        eprintln!("imgsim: no applied plan to undo in {}", db_dir.display());
+        return Ok(Outcome::NothingFound);
+    };
+    if !json {
+        eprintln!(
+            "imgsim: undoing the plan applied {} ({} {})",
+            date(undone.applied_at * 1_000_000_000),
+            count(undone.steps.len(), "image"),
+            undone.action.done_verb()
+        );
+    }
+    print_changes(&undone.steps, &undone.action, Said::Undone, json);
+    let left = undone
+        .steps
+        .iter()
+        .filter(|s| {
+            s.skipped
+                .as_deref()
+                .is_some_and(|r| r != "was never changed")
+        })
+        .count();
+    if left > 0 {
+        eprintln!(
+            "imgsim: {left} could not be put back (said above); `imgsim dupes undo` tries them \
+             again"
+        );
+        anyhow::bail!("{left} files of the plan could not be put back");
+    }
+    Ok(Outcome::Done)
 }
 
 /// Each file's canonical key and content hash; a path that is not a file is an error.
@@ -457,7 +689,7 @@ fn print_csv(report: &Report) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_text(report: &Report, model: &str, threshold_from: &str) {
+fn print_text(report: &Report, model: &str, threshold_from: &str, acting: bool) {
     for group in &report.groups {
         print_group(group);
     }
@@ -467,9 +699,14 @@ fn print_text(report: &Report, model: &str, threshold_from: &str) {
         "calibrated" => "calibrated on your photos",
         _ => "given",
     };
+    let next = if acting {
+        ""
+    } else {
+        " Nothing was changed (--move-to DIR, --trash or --hardlink, with --apply, act on it)."
+    };
     eprintln!(
         "imgsim: {} groups among {} images ({} distinct) by {model} at cosine >= {:.4} ({from}); \
-         {n} images ({}) could go, keeping one of each group. Nothing was changed.",
+         {n} images ({}) could go, keeping one of each group.{next}",
         report.groups.len(),
         report.rows,
         report.images,

@@ -8,11 +8,15 @@
 //! file of the same name (`IMG_1.CR2` + `IMG_1.JPG`) are a pair of their own kind, found by
 //! name on disk: they are one shot, not a duplicate to remove.
 //!
-//! The library decides and reports; it draws nothing and changes no file.
+//! Finding groups changes no file. `apply` acts on a report only when asked (`--apply`),
+//! writing every change to a journal first (`journal`), so that `dupes undo` puts it back.
+//! The library draws nothing.
 
+pub mod apply;
 pub mod calibrate;
 pub mod groups;
 pub mod ignored;
+pub mod journal;
 pub mod keeper;
 pub mod neighbours;
 

@@ -14,8 +14,8 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::{Error, Result};
 
-/// One indexed file under one model.
-#[derive(Debug, Clone, PartialEq)]
+/// One indexed file under one model (serialisable for the journal of `dupes --apply`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Row {
     /// Canonical absolute path.
     pub path: String,

@@ -146,6 +146,11 @@ impl ModelTable<'_> {
         Ok(rows)
     }
 
+    /// The rows of these paths (vectors included).
+    pub fn rows_of_paths(&self, paths: &[&str]) -> Result<Vec<Row>> {
+        self.rows_in("path", paths)
+    }
+
     /// One row per hash among `hashes` (any of the paths that share it).
     pub fn rows_by_hash(&self, hashes: &[&str]) -> Result<HashMap<String, Row>> {
         let mut found = HashMap::new();

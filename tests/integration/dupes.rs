@@ -330,3 +330,357 @@ fn images_marked_as_not_duplicates_stay_apart_until_forgotten() {
     .assert_exit(2)
     .assert_stderr_has("same bytes");
 }
+
+/// Every file under `dir` with its bytes and modification time.
+fn files_with_times(dir: &Path) -> Vec<(PathBuf, Vec<u8>, std::time::SystemTime)> {
+    let mut files: Vec<_> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let modified = e.metadata().unwrap().modified().unwrap();
+            (
+                e.path().to_path_buf(),
+                std::fs::read(e.path()).unwrap(),
+                modified,
+            )
+        })
+        .collect();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files
+}
+
+impl Library {
+    /// The groups the index holds now, read without indexing first (no folder named).
+    fn indexed_groups(&self) -> (Vec<Value>, Value) {
+        let run = imgsim(&[
+            "dupes",
+            "--model",
+            "phash",
+            "--db",
+            &self.db,
+            "--threshold",
+            "0.75",
+            "--json",
+        ]);
+        let mut lines: Vec<Value> = run.json_lines();
+        let summary = lines.pop().unwrap();
+        (lines, summary)
+    }
+
+    fn undo(&self, env: &[(&str, &str)]) -> Run {
+        let mut runner = Imgsim::new();
+        for (k, v) in env {
+            runner = runner.env(k, v);
+        }
+        runner.run(&["dupes", "undo", "--db", &self.db, "--json"])
+    }
+}
+
+/// The change lines of a `--json` run, and its changes summary.
+fn changes(run: &Run) -> (Vec<Value>, Value) {
+    let lines: Vec<Value> = run.json_lines();
+    let mut changes: Vec<Value> = lines
+        .into_iter()
+        .filter(|l| l["type"] == "change" || l["type"] == "changes")
+        .collect();
+    let summary = changes.pop().expect("a changes line");
+    assert_eq!(summary["type"], "changes", "{summary}");
+    (changes, summary)
+}
+
+#[test]
+fn without_apply_a_plan_changes_nothing_and_apply_needs_an_action() {
+    let library = Library::new();
+    let before = files_with_times(&library.root);
+    let target = library.root.parent().unwrap().join("aside");
+    let run = library.dupes(&[
+        "--threshold",
+        "0.75",
+        "--move-to",
+        &target.display().to_string(),
+    ]);
+    run.assert_exit(0)
+        .assert_stderr_has("with --apply, 4 images")
+        .assert_stderr_has("Nothing was changed");
+    assert!(run.stdout().contains("would move "), "{}", run.stdout());
+    assert_eq!(files_with_times(&library.root), before);
+    assert!(!target.exists());
+    library
+        .dupes(&["--threshold", "0.75", "--apply"])
+        .assert_exit(2)
+        .assert_stderr_has("--move-to");
+    library
+        .dupes(&["--threshold", "0.75", "--trash", "--hardlink"])
+        .assert_exit(2);
+    // Nothing applied: nothing to undo.
+    library.undo(&[]).assert_exit(1);
+}
+
+#[test]
+fn move_to_keeps_the_rows_and_undo_restores_every_file_byte_for_byte_and_the_index() {
+    let library = Library::new();
+    let target = library.root.parent().unwrap().join("aside");
+    // Indexed, then planned and applied.
+    library.dupes(&["--threshold", "0.75"]).assert_exit(0);
+    let before = files_with_times(&library.root);
+    let (groups_before, summary_before) = library.indexed_groups();
+    let run = library.dupes(&[
+        "--threshold",
+        "0.75",
+        "--move-to",
+        &target.display().to_string(),
+        "--apply",
+        "--json",
+    ]);
+    run.assert_exit(0);
+    let (steps, summary) = changes(&run);
+    assert_eq!(summary["status"], "done");
+    assert_eq!(summary["images"], 4, "{steps:#?}");
+    assert_eq!(summary["skipped"], 0);
+    for copy in library.originals.keys() {
+        assert!(!copy.exists(), "{} still there", copy.display());
+        let moved = target.join(copy.strip_prefix("/").unwrap());
+        assert_eq!(
+            std::fs::read(&moved).unwrap(),
+            before.iter().find(|f| &f.0 == copy).unwrap().1
+        );
+    }
+    // The originals stay; the rows moved with the files (no embedding again): the index still
+    // groups each copy, at its new place, with its original.
+    for original in library.originals.values() {
+        assert!(original.exists());
+    }
+    let (groups_moved, summary_moved) = library.indexed_groups();
+    assert_eq!(summary_moved["rows"], summary_before["rows"]);
+    let moved_paths: Vec<String> = groups_moved
+        .iter()
+        .flat_map(paths)
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(
+        moved_paths
+            .iter()
+            .filter(|p| p.starts_with(&target.display().to_string()))
+            .count()
+            == 4,
+        "{moved_paths:#?}"
+    );
+    // The journal is in the database.
+    assert!(Path::new(&library.db).join("dupes-journal").is_dir());
+
+    // Undo: every file back, byte for byte, with its time; the index as it was.
+    let undone = library.undo(&[]);
+    undone.assert_exit(0);
+    let (_, summary) = changes(&undone);
+    assert_eq!(summary["status"], "undone");
+    assert_eq!(summary["images"], 4);
+    assert_eq!(files_with_times(&library.root), before);
+    assert!(files_with_times(&target).is_empty());
+    let (groups_after, summary_after) = library.indexed_groups();
+    assert_eq!(groups_after, groups_before);
+    assert_eq!(summary_after, summary_before);
+    // Undone once: nothing left to undo.
+    library.undo(&[]).assert_exit(1);
+}
+
+#[test]
+fn trash_follows_the_freedesktop_spec_and_undo_restores_from_it() {
+    let library = Library::new();
+    let data_home = library.root.parent().unwrap().join("data-home");
+    let data = data_home.display().to_string();
+    library.dupes(&["--threshold", "0.75"]).assert_exit(0);
+    let before = files_with_times(&library.root);
+    let (groups_before, summary_before) = library.indexed_groups();
+    let root = library.root.display().to_string();
+    let run = Imgsim::new().env("XDG_DATA_HOME", &data).run(&[
+        "dupes",
+        &root,
+        "--model",
+        "phash",
+        "--db",
+        &library.db,
+        "--threshold",
+        "0.75",
+        "--trash",
+        "--apply",
+        "--json",
+    ]);
+    run.assert_exit(0);
+    let (_, summary) = changes(&run);
+    assert_eq!(summary["images"], 4);
+    // In the home trash: the file under files/, its description under info/ with the
+    // original path (percent-encoded) and the deletion date.
+    let trash = data_home.join("Trash");
+    for copy in library.originals.keys() {
+        assert!(!copy.exists());
+        let name = copy.file_name().unwrap().to_string_lossy().into_owned();
+        let kept = trash.join("files").join(&name);
+        assert_eq!(
+            std::fs::read(&kept).unwrap(),
+            before.iter().find(|f| &f.0 == copy).unwrap().1
+        );
+        let info =
+            std::fs::read_to_string(trash.join("info").join(format!("{name}.trashinfo"))).unwrap();
+        let mut lines = info.lines();
+        assert_eq!(lines.next(), Some("[Trash Info]"), "{info}");
+        let path_line = info.lines().find(|l| l.starts_with("Path=")).unwrap();
+        assert_eq!(
+            path_line,
+            format!("Path={}", copy.display()).replace(' ', "%20"),
+            "{info}"
+        );
+        let date = info
+            .lines()
+            .find_map(|l| l.strip_prefix("DeletionDate="))
+            .unwrap_or_else(|| panic!("no DeletionDate in {info}"));
+        assert!(
+            chrono::NaiveDateTime::parse_from_str(date, "%Y-%m-%dT%H:%M:%S").is_ok(),
+            "{date}"
+        );
+    }
+    // Their rows left the index.
+    let (_, summary_trashed) = library.indexed_groups();
+    assert_eq!(
+        summary_trashed["rows"].as_u64().unwrap() + 4,
+        summary_before["rows"].as_u64().unwrap()
+    );
+
+    library.undo(&[("XDG_DATA_HOME", &data)]).assert_exit(0);
+    assert_eq!(files_with_times(&library.root), before);
+    assert!(files_with_times(&trash.join("files")).is_empty());
+    assert!(files_with_times(&trash.join("info")).is_empty());
+    let (groups_after, summary_after) = library.indexed_groups();
+    assert_eq!(groups_after, groups_before);
+    assert_eq!(summary_after, summary_before);
+}
+
+#[test]
+fn a_file_that_vanished_or_changed_after_indexing_is_skipped_and_nothing_else_is_touched() {
+    let library = Library::new();
+    library.dupes(&["--threshold", "0.75"]).assert_exit(0);
+    let mut copies: Vec<&PathBuf> = library
+        .originals
+        .keys()
+        .filter(|c| !c.ends_with("same-bytes.jpg"))
+        .collect();
+    copies.sort();
+    let (vanished, changed) = (copies[0], copies[1]);
+    std::fs::remove_file(vanished).unwrap();
+    std::fs::write(changed, b"not the photo the index saw").unwrap();
+    let before = files_with_times(&library.root);
+    let target = library.root.parent().unwrap().join("aside");
+    // The index is not refreshed (no folder named): the plan still names both.
+    let run = imgsim(&[
+        "dupes",
+        "--model",
+        "phash",
+        "--db",
+        &library.db,
+        "--threshold",
+        "0.75",
+        "--move-to",
+        &target.display().to_string(),
+        "--apply",
+        "--json",
+    ]);
+    run.assert_exit(0)
+        .assert_stderr_has("vanished since it was indexed")
+        .assert_stderr_has("changed since it was indexed");
+    let (steps, summary) = changes(&run);
+    assert_eq!(summary["images"], 2, "{steps:#?}");
+    assert_eq!(summary["skipped"], 2, "{steps:#?}");
+    let skipped: Vec<&str> = steps
+        .iter()
+        .filter(|s| s["status"] == "skipped")
+        .map(|s| s["path"].as_str().unwrap())
+        .collect();
+    assert!(skipped.contains(&vanished.to_str().unwrap()), "{steps:#?}");
+    assert!(skipped.contains(&changed.to_str().unwrap()), "{steps:#?}");
+    // The changed file and the originals are untouched.
+    assert_eq!(
+        std::fs::read(changed).unwrap(),
+        b"not the photo the index saw"
+    );
+    for original in library.originals.values() {
+        assert!(original.exists());
+    }
+    // Undo puts back the two that moved; the rest stays as it is.
+    library.undo(&[]).assert_exit(0);
+    assert_eq!(files_with_times(&library.root), before);
+}
+
+#[test]
+fn a_group_whose_keeper_changed_keeps_all_its_images() {
+    let library = Library::new();
+    library.dupes(&["--threshold", "0.75"]).assert_exit(0);
+    let exact = library
+        .originals
+        .keys()
+        .find(|c| c.ends_with("same-bytes.jpg"))
+        .unwrap();
+    let keeper = &library.originals[exact];
+    std::fs::write(keeper, b"edited in place").unwrap();
+    let run = imgsim(&[
+        "dupes",
+        "--model",
+        "phash",
+        "--db",
+        &library.db,
+        "--threshold",
+        "0.75",
+        "--trash",
+        "--apply",
+        "--json",
+    ]);
+    // Any outcome but a removal of the copy whose original changed.
+    let (steps, _) = changes(&run);
+    assert!(exact.exists(), "{steps:#?}");
+    let step = steps
+        .iter()
+        .find(|s| s["path"].as_str() == exact.to_str())
+        .unwrap();
+    assert_eq!(step["status"], "skipped");
+    assert!(
+        step["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the image it duplicates"),
+        "{step}"
+    );
+    // (The other copies went to the trash: put them back for the next tests' sake.)
+    let _ = library.undo(&[]);
+}
+
+#[test]
+fn hardlink_replaces_only_exact_copies_and_undo_makes_them_independent_again() {
+    use std::os::unix::fs::MetadataExt;
+    let library = Library::new();
+    library.dupes(&["--threshold", "0.75"]).assert_exit(0);
+    let before = files_with_times(&library.root);
+    let run = library.dupes(&["--threshold", "0.75", "--hardlink", "--apply", "--json"]);
+    run.assert_exit(0);
+    let (steps, summary) = changes(&run);
+    assert_eq!(summary["images"], 1, "{steps:#?}");
+    let exact = library
+        .originals
+        .keys()
+        .find(|c| c.ends_with("same-bytes.jpg"))
+        .unwrap();
+    let original = &library.originals[exact];
+    let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
+    assert_eq!(inode(exact), inode(original));
+    // Near copies are left alone, with the reason.
+    for step in steps.iter().filter(|s| s["status"] == "skipped") {
+        assert!(
+            step["reason"].as_str().unwrap().contains("exact copies"),
+            "{step}"
+        );
+    }
+    for copy in library.originals.keys().filter(|c| *c != exact) {
+        assert_eq!(std::fs::metadata(copy).unwrap().nlink(), 1);
+    }
+    library.undo(&[]).assert_exit(0);
+    assert_ne!(inode(exact), inode(original));
+    assert_eq!(files_with_times(&library.root), before);
+}
