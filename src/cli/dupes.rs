@@ -73,6 +73,10 @@ pub struct DupesArgs {
     /// duplicates are left alone). Needs --apply to act.
     #[arg(long)]
     hardlink: bool,
+    /// Work without the watch daemon even when one runs on the database (it answers with the
+    /// same groups, from its open tables).
+    #[arg(long)]
+    no_daemon: bool,
     /// Make the changes of --move-to, --trash or --hardlink. Without it nothing changes: the
     /// plan is printed. Every change is journaled in the database: `imgsim dupes undo` puts
     /// the last applied plan back.
@@ -153,6 +157,8 @@ enum DupesLine<'a> {
         groups: usize,
         removable_images: usize,
         removable_bytes: u64,
+        /// Whether the watch daemon of the database made the report.
+        by_daemon: bool,
     },
 }
 
@@ -248,16 +254,28 @@ pub fn run(args: DupesArgs) -> anyhow::Result<Outcome> {
     };
     let (threshold, threshold_from) = threshold(&args, &db_dir, &table, &embedder)?;
     let decisions = Ignored::load(&db_dir)?;
-    let mut bar = super::common::Bar::new(args.json || args.csv);
-    let report = Dupes::new(&table, threshold)
-        .ignoring(&decisions)
-        .keep(args.keep.clone())
-        .min_group(args.min_group as usize)
-        .within(&roots)
-        .execute(&mut bar, &AtomicBool::new(false))?;
-    drop(bar);
+    let by_daemon = if args.no_daemon {
+        None
+    } else {
+        report_by_daemon(&args, &db_dir, &model.id, threshold, &roots)?
+    };
+    let answered_by_daemon = by_daemon.is_some();
+    let report = match by_daemon {
+        Some(report) => report,
+        None => {
+            let mut bar = super::common::Bar::new(args.json || args.csv);
+            let report = Dupes::new(&table, threshold)
+                .ignoring(&decisions)
+                .keep(args.keep.clone())
+                .min_group(args.min_group as usize)
+                .within(&roots)
+                .execute(&mut bar, &AtomicBool::new(false))?;
+            drop(bar);
+            report
+        }
+    };
     if args.json {
-        print_json_report(&report, &model.name, threshold_from);
+        print_json_report(&report, &model.name, threshold_from, answered_by_daemon);
     } else if args.csv {
         print_csv(&report)?;
     } else {
@@ -283,6 +301,32 @@ pub fn run(args: DupesArgs) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Done
     })
+}
+
+/// The daemon's report, if a daemon runs on this database.
+fn report_by_daemon(
+    args: &DupesArgs,
+    db_dir: &std::path::Path,
+    model_id: &str,
+    threshold: f32,
+    roots: &[PathBuf],
+) -> anyhow::Result<Option<Report>> {
+    use imgsim::watch::socket::{self, DupesRequest, Request, Response};
+    let request = Request::Dupes(DupesRequest {
+        model_id: model_id.to_string(),
+        threshold,
+        keep: args.keep.to_string(),
+        min_group: args.min_group as usize,
+        within: roots.to_vec(),
+    });
+    match socket::ask(db_dir, &request, &[])? {
+        None | Some(Response::NotLoaded { .. }) => Ok(None),
+        Some(Response::Dupes { report }) => Ok(Some(report)),
+        // A daemon of an earlier imgsim does not know the request: work here.
+        Some(Response::Error { message }) if message.starts_with("malformed request") => Ok(None),
+        Some(Response::Error { message }) => anyhow::bail!("{message}"),
+        Some(_) => Ok(None),
+    }
 }
 
 /// The action named on the command line (a destination made absolute and checked).
@@ -623,7 +667,7 @@ fn date(mtime_ns: i64) -> String {
     }
 }
 
-fn print_json_report(report: &Report, model: &str, threshold_from: &str) {
+fn print_json_report(report: &Report, model: &str, threshold_from: &str, by_daemon: bool) {
     for (n, group) in report.groups.iter().enumerate() {
         print_json(&DupesLine::Group {
             group: n + 1,
@@ -657,6 +701,7 @@ fn print_json_report(report: &Report, model: &str, threshold_from: &str) {
         groups: report.groups.len(),
         removable_images,
         removable_bytes,
+        by_daemon,
     });
 }
 

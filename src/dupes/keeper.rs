@@ -52,6 +52,19 @@ impl std::str::FromStr for Keep {
     }
 }
 
+/// The text `--keep` takes (what the daemon is sent).
+impl std::fmt::Display for Keep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Keep::Best => f.write_str("best"),
+            Keep::Largest => f.write_str("largest"),
+            Keep::Newest => f.write_str("newest"),
+            Keep::Oldest => f.write_str("oldest"),
+            Keep::PathPrefix(prefix) => write!(f, "path:{prefix}"),
+        }
+    }
+}
+
 impl Keep {
     /// `Less` when `a` is the better keeper.
     pub fn compare(&self, a: &Candidate<'_>, b: &Candidate<'_>) -> Ordering {

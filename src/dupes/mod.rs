@@ -92,7 +92,7 @@ pub struct Group {
     pub members: Vec<Member>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// Rows read from the table.
     pub rows: usize,

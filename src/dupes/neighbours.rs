@@ -29,11 +29,13 @@ pub const PROBES: usize = 10;
 /// Rows per matrix product (the scores of one block: BLOCK x candidates floats).
 const BLOCK: usize = 1024;
 const KMEANS_ITERATIONS: usize = 10;
+/// Columns per matrix product of the exact check of a sample.
+const TRUTH_COLUMNS: usize = 65_536;
 /// Training vectors per list for k-means.
 const TRAIN_PER_LIST: usize = 64;
 
 /// How the pairs are found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Method {
     Exact,
     /// The in-memory inverted file, with this many lists.
@@ -98,6 +100,7 @@ fn exact(
             &all[start..end],
             &all[start..],
             threshold,
+            false,
             &mut links,
         )?;
         progress.advance(end - start);
@@ -138,8 +141,19 @@ fn by_lists(
             .flat_map(|&p| members[p as usize].iter().copied())
             .collect();
         candidates.sort_unstable();
+        // Either side of a pair may be the one whose list probes the other's (neighbouring
+        // lists are not a symmetric relation): every pair found is kept, and pairs met twice
+        // are merged at the end.
         for block in own.chunks(BLOCK) {
-            scores_above(vectors, dim, block, &candidates, threshold, &mut links)?;
+            scores_above(
+                vectors,
+                dim,
+                block,
+                &candidates,
+                threshold,
+                true,
+                &mut links,
+            )?;
         }
         progress.advance(own.len());
     }
@@ -157,19 +171,12 @@ pub fn exact_pairs_of(
     let n = vectors.len().checked_div(dim).unwrap_or(0);
     let all: Vec<u32> = (0..n as u32).collect();
     let mut links = Vec::new();
+    // Blocks of rows against columns of [`TRUTH_COLUMNS`]: the scores in memory at once stay
+    // BLOCK x TRUTH_COLUMNS floats (256 MiB) whatever n is (the whole width peaked at 16 GB
+    // for 1M rows).
     for block in rows.chunks(BLOCK) {
-        let scores = products(vectors, dim, block, &all)?;
-        for (r, &a) in block.iter().enumerate() {
-            for (b, &score) in scores[r * n..(r + 1) * n].iter().enumerate() {
-                let b = b as u32;
-                if b != a && score >= threshold {
-                    links.push(Link {
-                        a: a.min(b),
-                        b: a.max(b),
-                        score,
-                    });
-                }
-            }
+        for columns in all.chunks(TRUTH_COLUMNS) {
+            scores_above(vectors, dim, block, columns, threshold, true, &mut links)?;
         }
     }
     links.sort_by_key(|l| (l.a, l.b));
@@ -177,14 +184,16 @@ pub fn exact_pairs_of(
     Ok(links)
 }
 
-/// Appends the pairs `(a < b)` with `a` in `rows` and `b` in `candidates` scoring at least
-/// `threshold`.
+/// Appends the pairs with `a` in `rows` and `b` in `candidates` scoring at least `threshold`,
+/// as `(min, max)`: only those with `a < b` (each pair once when every row meets every later
+/// one), or with `both_ways`, every `a != b` (the caller merges pairs met twice).
 fn scores_above(
     vectors: &[f32],
     dim: usize,
     rows: &[u32],
     candidates: &[u32],
     threshold: f32,
+    both_ways: bool,
     links: &mut Vec<Link>,
 ) -> Result<()> {
     if rows.is_empty() || candidates.is_empty() {
@@ -195,8 +204,12 @@ fn scores_above(
         let line = &scores[r * candidates.len()..(r + 1) * candidates.len()];
         for (c, &score) in line.iter().enumerate() {
             let b = candidates[c];
-            if b > a && score >= threshold {
-                links.push(Link { a, b, score });
+            if score >= threshold && (b > a || (both_ways && b < a)) {
+                links.push(Link {
+                    a: a.min(b),
+                    b: a.max(b),
+                    score,
+                });
             }
         }
     }

@@ -1,6 +1,6 @@
 //! The watch daemon's query server: a Unix socket (`daemon.sock`, mode 0600) in the database
 //! folder, so that `imgsim similar` and `imgsim status` use the daemon's loaded models instead
-//! of loading their own.
+//! of loading their own, and `imgsim dupes` its open tables.
 //!
 //! One request per connection: a JSON line, then as many bytes of image as it announces; one
 //! JSON line back. The daemon never opens a file on a client's behalf: the client sends the
@@ -62,6 +62,19 @@ const REQUEST_TIME: Duration = Duration::from_secs(10);
 pub enum Request {
     Status,
     Similar(SimilarRequest),
+    Dupes(DupesRequest),
+}
+
+/// `imgsim dupes` without acting: the groups of one model's table.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DupesRequest {
+    pub model_id: String,
+    pub threshold: f32,
+    /// `--keep` as the user wrote it.
+    pub keep: String,
+    pub min_group: usize,
+    /// Canonical folders the images must be under (none: all).
+    pub within: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -88,6 +101,9 @@ pub enum Response {
         hits: Vec<WireHit>,
         indexed: usize,
         query_indexed: bool,
+    },
+    Dupes {
+        report: crate::dupes::Report,
     },
     /// The daemon does not hold that model: the client works directly.
     NotLoaded {
@@ -286,7 +302,33 @@ fn handle(stream: &mut UnixStream, shared: &Shared, keys: &[ModelKey]) -> Respon
             }
             similar(shared, keys, &request, &image).unwrap_or_else(|e| error(e.to_string()))
         }
+        Request::Dupes(request) => dupes(shared, &request).unwrap_or_else(|e| error(e.to_string())),
     }
+}
+
+/// The same report `imgsim dupes` makes by itself, from the daemon's open store. It needs no
+/// model, only the table: a model the daemon does not watch is answered too, if indexed.
+fn dupes(shared: &Shared, request: &DupesRequest) -> Result<Response> {
+    let keep: crate::dupes::Keep = request
+        .keep
+        .parse()
+        .map_err(|reason: String| Error::Unsupported(reason))?;
+    let Some(table) = shared.store.table(&request.model_id)? else {
+        return Ok(Response::NotLoaded { loaded: Vec::new() });
+    };
+    let decisions = crate::dupes::ignored::Ignored::load(shared.store.dir())?;
+    // One query at a time: a large library's vectors are held while it runs.
+    let _one_at_a_time = shared.queries.lock().unwrap_or_else(|e| e.into_inner());
+    let report = crate::dupes::Dupes::new(&table, request.threshold)
+        .ignoring(&decisions)
+        .keep(keep)
+        .min_group(request.min_group)
+        .within(&request.within)
+        .execute(
+            &mut crate::progress::Quiet,
+            &std::sync::atomic::AtomicBool::new(false),
+        )?;
+    Ok(Response::Dupes { report })
 }
 
 fn similar(

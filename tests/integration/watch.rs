@@ -508,6 +508,47 @@ fn similar_and_status_go_through_the_daemon_and_agree_with_direct_use() {
 }
 
 #[test]
+fn dupes_goes_through_the_daemon_and_agrees_with_direct_use() {
+    let w = Watched::new(4, 0);
+    let first = std::fs::read_dir(&w.photos)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::copy(&first, w.photos.join("copy-of-first.jpg")).unwrap();
+    let _daemon = w.start_watching();
+    w.wait_until_in_sync(BOUND);
+    let db = w.db().display().to_string();
+    let model = model_dir("tiny-dinov2").display().to_string();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "dupes",
+            "--model-dir",
+            &model,
+            "--db",
+            &db,
+            "--threshold",
+            "0.9",
+            "--json",
+        ];
+        args.extend(extra);
+        let run = imgsim(&args);
+        run.assert_exit(0);
+        let mut lines: Vec<serde_json::Value> = run.json_lines();
+        let summary = lines.pop().unwrap();
+        (lines, summary)
+    };
+    let (by_daemon, daemon_summary) = run(&[]);
+    let (direct, direct_summary) = run(&["--no-daemon"]);
+    assert_eq!(daemon_summary["by_daemon"], true, "{daemon_summary}");
+    assert_eq!(direct_summary["by_daemon"], false);
+    assert_eq!(by_daemon, direct);
+    assert!(!direct.is_empty());
+    assert_eq!(daemon_summary["groups"], direct_summary["groups"]);
+}
+
+#[test]
 fn clients_that_hold_every_slot_neither_break_queries_nor_stay_forever() {
     use std::io::Read;
     use std::os::unix::net::UnixStream;
