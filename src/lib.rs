@@ -20,6 +20,7 @@ pub mod embed;
 pub mod error;
 pub mod eval;
 pub mod indexer;
+pub mod metadata;
 pub mod models;
 pub mod preprocess;
 pub mod progress;

@@ -761,10 +761,10 @@ fn print_text(report: &Report, model: &str, threshold_from: &str, acting: bool) 
 }
 
 fn print_group(group: &Group) {
-    let note = if group.kind.removable() {
-        ""
-    } else {
-        " (one shot: both kept)"
+    let note = match group.kind {
+        Kind::Exact | Kind::Near => "",
+        Kind::Burst => " (shots of their own: all kept)",
+        Kind::RawJpeg => " (one shot: both kept)",
     };
     println!(
         "{} · {} images{note}",

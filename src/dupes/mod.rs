@@ -4,7 +4,8 @@
 //! search (exact copies, found without a vector); `neighbours` finds every pair of images at
 //! or above the threshold (exact up to 20,000 images, an in-memory inverted file past that);
 //! `groups` turns the pairs into groups where every member is linked to every other (no
-//! chains); `keeper` picks the image to keep by the user's rule. RAW files beside a rendered
+//! chains); `keeper` picks the image to keep by the user's rule; `bursts` tells shots taken
+//! seconds apart (EXIF) from copies of one shot. RAW files beside a rendered
 //! file of the same name (`IMG_1.CR2` + `IMG_1.JPG`) are a pair of their own kind, found by
 //! name on disk: they are one shot, not a duplicate to remove.
 //!
@@ -13,6 +14,7 @@
 //! The library draws nothing.
 
 pub mod apply;
+pub mod bursts;
 pub mod calibrate;
 pub mod groups;
 pub mod ignored;
@@ -47,6 +49,9 @@ pub enum Kind {
     Exact,
     /// Members look alike at or above the threshold (re-encoded, resized, cropped, edited).
     Near,
+    /// Members look alike, and EXIF says they are shots taken seconds apart by one camera:
+    /// each a photo of its own, kept all.
+    Burst,
     /// A RAW file and the file rendered from it (same folder and name): one shot, kept both.
     RawJpeg,
 }
@@ -61,6 +66,7 @@ impl Kind {
         match self {
             Kind::Exact => "exact copies",
             Kind::Near => "near duplicates",
+            Kind::Burst => "burst (shots seconds apart)",
             Kind::RawJpeg => "RAW + rendered",
         }
     }
@@ -115,6 +121,7 @@ pub struct Dupes<'t, 's> {
     raw_pairs: bool,
     within: Vec<String>,
     apart: HashSet<(String, String)>,
+    bursts: bool,
 }
 
 impl<'t, 's> Dupes<'t, 's> {
@@ -129,6 +136,7 @@ impl<'t, 's> Dupes<'t, 's> {
             raw_pairs: true,
             within: Vec::new(),
             apart: HashSet::new(),
+            bursts: true,
         }
     }
 
@@ -146,6 +154,13 @@ impl<'t, 's> Dupes<'t, 's> {
     /// How pairs are found (default: exact up to 20,000 images, lists past that).
     pub fn method(mut self, method: Method) -> Self {
         self.method = Some(method);
+        self
+    }
+
+    /// Whether near-duplicate groups are checked for bursts in their members' EXIF (default:
+    /// yes; it reads the EXIF of grouped images only).
+    pub fn bursts(mut self, on: bool) -> Self {
+        self.bursts = on;
         self
     }
 
@@ -265,6 +280,18 @@ impl<'t, 's> Dupes<'t, 's> {
                 Group { kind, members: out }
             })
             .collect();
+        if self.bursts {
+            for group in groups.iter_mut().filter(|g| g.kind == Kind::Near) {
+                let shots: Vec<_> = group
+                    .members
+                    .iter()
+                    .map(|m| crate::metadata::shot(&crate::util::path_of(&m.path)))
+                    .collect();
+                if bursts::is_burst(&shots) {
+                    group.kind = Kind::Burst;
+                }
+            }
+        }
         if self.raw_pairs {
             groups.extend(raw_pairs(&rows));
         }

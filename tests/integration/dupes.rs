@@ -684,3 +684,88 @@ fn hardlink_replaces_only_exact_copies_and_undo_makes_them_independent_again() {
     assert_ne!(inode(exact), inode(original));
     assert_eq!(files_with_times(&library.root), before);
 }
+
+#[test]
+fn shots_seconds_apart_are_a_burst_kept_whole_and_copies_of_one_shot_stay_duplicates() {
+    use imgsim::metadata::{exif_segment, with_exif};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("photos");
+    std::fs::create_dir_all(&root).unwrap();
+    let mut photos: Vec<PathBuf> = std::fs::read_dir(coco())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    photos.sort();
+    let jpeg = |image: &image::RgbImage| {
+        let mut bytes = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
+            .encode_image(image)
+            .unwrap();
+        bytes
+    };
+    // Three shots of one scene, a second apart: the frame moves by a few pixels.
+    let scene = image::open(&photos[0]).unwrap().to_rgb8();
+    let (w, h) = (scene.width() - 12, scene.height() - 12);
+    for (i, shift) in [0u32, 4, 8].into_iter().enumerate() {
+        let frame = imageops::crop_imm(&scene, shift, shift, w, h).to_image();
+        let exif = exif_segment("Canon", "EOS R6", &format!("2024:07:14 10:20:3{i}"), "0");
+        std::fs::write(
+            root.join(format!("burst-{i}.jpg")),
+            with_exif(&jpeg(&frame), &exif),
+        )
+        .unwrap();
+    }
+    // One shot and a smaller copy of it: the copy keeps the shot's EXIF.
+    let shot = image::open(&photos[1]).unwrap().to_rgb8();
+    let exif = exif_segment("Canon", "EOS R6", "2024:07:15 08:00:00", "0");
+    std::fs::write(root.join("shot.jpg"), with_exif(&jpeg(&shot), &exif)).unwrap();
+    let small = imageops::resize(
+        &shot,
+        shot.width() / 2,
+        shot.height() / 2,
+        FilterType::Triangle,
+    );
+    std::fs::write(root.join("shot-small.jpg"), with_exif(&jpeg(&small), &exif)).unwrap();
+
+    let db = dir.path().join("db").display().to_string();
+    let root_arg = root.display().to_string();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "dupes",
+            &root_arg,
+            "--model",
+            "phash",
+            "--db",
+            &db,
+            "--threshold",
+            "0.75",
+        ];
+        args.extend(extra);
+        imgsim(&args)
+    };
+    let out = run(&["--json"]);
+    out.assert_exit(0);
+    let lines: Vec<Value> = out.json_lines();
+    let kind_of = |name: &str| {
+        lines
+            .iter()
+            .find(|g| g["type"] == "group" && paths(g).iter().any(|p| p.ends_with(name)))
+            .map(|g| {
+                (
+                    g["kind"].as_str().unwrap().to_string(),
+                    g["removable"].clone(),
+                )
+            })
+    };
+    let (kind, removable) = kind_of("burst-0.jpg").expect("the burst is grouped");
+    assert_eq!(kind, "burst", "{lines:#?}");
+    assert_eq!(removable, false);
+    assert_eq!(kind_of("shot-small.jpg").unwrap().0, "near", "{lines:#?}");
+    // Acting never touches a burst.
+    let trash = dir.path().join("aside").display().to_string();
+    run(&["--move-to", &trash, "--apply"]).assert_exit(0);
+    for i in 0..3 {
+        assert!(root.join(format!("burst-{i}.jpg")).exists());
+    }
+    assert!(!root.join("shot-small.jpg").exists());
+}
