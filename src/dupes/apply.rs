@@ -403,8 +403,13 @@ impl<'a> Undo<'a> {
                 skipped: None,
             };
             match result {
-                Ok(Put::Back) => {
+                Ok(put) => {
                     journal.write(&Entry::Restored { step: step.step })?;
+                    if matches!(put, Put::NeverChanged) {
+                        // Cut short before the change: the file is where it was. Its rows
+                        // are written back all the same (the index may have followed it).
+                        outcome.skipped = Some("was never changed".into());
+                    }
                     for TableRow { model_id, row } in &step.rows {
                         upserts
                             .entry(model_id.clone())
@@ -417,11 +422,6 @@ impl<'a> Undo<'a> {
                                 .push(to.clone());
                         }
                     }
-                }
-                Ok(Put::NeverChanged) => {
-                    // Cut short before the change: the file is where it was.
-                    journal.write(&Entry::Restored { step: step.step })?;
-                    outcome.skipped = Some("was never changed".into());
                 }
                 Err(reason) => {
                     journal.write(&Entry::NotRestored {

@@ -769,3 +769,43 @@ fn shots_seconds_apart_are_a_burst_kept_whole_and_copies_of_one_shot_stay_duplic
     }
     assert!(!root.join("shot-small.jpg").exists());
 }
+
+#[test]
+fn an_apply_cut_short_before_its_outcomes_were_written_is_still_undone() {
+    let library = Library::new();
+    library.dupes(&["--threshold", "0.75"]).assert_exit(0);
+    let before = files_with_times(&library.root);
+    let (groups_before, _) = library.indexed_groups();
+    let target = library.root.parent().unwrap().join("aside");
+    library
+        .dupes(&[
+            "--threshold",
+            "0.75",
+            "--move-to",
+            &target.display().to_string(),
+            "--apply",
+        ])
+        .assert_exit(0);
+    // A crash after each change but before its outcome reached the journal: only the steps
+    // (written first) are there. One change never happened at all: its file is back in place.
+    let journals: Vec<PathBuf> = std::fs::read_dir(Path::new(&library.db).join("dupes-journal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(journals.len(), 1);
+    let text = std::fs::read_to_string(&journals[0]).unwrap();
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("\"type\":\"done\""))
+        .collect();
+    std::fs::write(&journals[0], kept.join("\n") + "\n").unwrap();
+    let (copy, _) = library.originals.iter().next().unwrap();
+    let moved = target.join(copy.strip_prefix("/").unwrap());
+    std::fs::rename(&moved, copy).unwrap();
+
+    library.undo(&[]).assert_exit(0);
+    assert_eq!(files_with_times(&library.root), before);
+    assert!(files_with_times(&target).is_empty());
+    let (groups_after, _) = library.indexed_groups();
+    assert_eq!(groups_after, groups_before);
+}
