@@ -809,3 +809,81 @@ fn an_apply_cut_short_before_its_outcomes_were_written_is_still_undone() {
     let (groups_after, _) = library.indexed_groups();
     assert_eq!(groups_after, groups_before);
 }
+
+#[test]
+fn a_chain_of_two_photos_and_their_blend_is_not_one_group() {
+    // A ~ B ~ C with A and C unrelated: B is half of each.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("photos");
+    std::fs::create_dir_all(&root).unwrap();
+    let mut photos: Vec<PathBuf> = std::fs::read_dir(coco())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    photos.sort();
+    let square = |p: &Path| {
+        imageops::resize(
+            &image::open(p).unwrap().to_rgb8(),
+            256,
+            256,
+            FilterType::Triangle,
+        )
+    };
+    let (a, c) = (square(&photos[0]), square(&photos[2]));
+    let b = image::RgbImage::from_fn(256, 256, |x, y| {
+        let (p, q) = (a.get_pixel(x, y), c.get_pixel(x, y));
+        image::Rgb([0, 1, 2].map(|i| ((p[i] as u16 + q[i] as u16) / 2) as u8))
+    });
+    let path = |name: &str| root.join(name).display().to_string();
+    a.save(path("a.png")).unwrap();
+    b.save(path("b.png")).unwrap();
+    c.save(path("c.png")).unwrap();
+    let score = |x: &str, y: &str| -> f64 {
+        let run = imgsim(&["compare", "--model", "phash", "--json", &path(x), &path(y)]);
+        run.assert_exit(0);
+        let line: Value = serde_json::from_str(run.stdout().trim()).unwrap();
+        line["cosine"].as_f64().unwrap()
+    };
+    let (ab, bc, ac) = (
+        score("a.png", "b.png"),
+        score("b.png", "c.png"),
+        score("a.png", "c.png"),
+    );
+    let threshold = ab.min(bc);
+    assert!(ac < threshold, "not a chain: ab {ab}, bc {bc}, ac {ac}");
+
+    let db = dir.path().join("db").display().to_string();
+    let root_arg = root.display().to_string();
+    let run = imgsim(&[
+        "dupes",
+        &root_arg,
+        "--model",
+        "phash",
+        "--db",
+        &db,
+        "--threshold",
+        &threshold.to_string(),
+        "--json",
+    ]);
+    run.assert_exit(0);
+    let lines: Vec<Value> = run.json_lines();
+    let groups: Vec<Vec<PathBuf>> = lines
+        .iter()
+        .filter(|l| l["type"] == "group")
+        .map(paths)
+        .collect();
+    let named = |g: &Vec<PathBuf>, n: &str| g.iter().any(|p| p.ends_with(n));
+    assert!(
+        !groups
+            .iter()
+            .any(|g| named(g, "a.png") && named(g, "c.png")),
+        "{groups:#?}"
+    );
+    // The blend is in a group with one of them: the pair of closest images.
+    assert!(
+        groups
+            .iter()
+            .any(|g| g.len() == 2 && named(g, "b.png") && (named(g, "a.png") || named(g, "c.png"))),
+        "{groups:#?}"
+    );
+}
