@@ -4,7 +4,8 @@
 //! them, one matrix product per block (never more than a block's scores in memory). Past
 //! that, an inverted-file index built here, in memory: spherical k-means puts the vectors in
 //! about sqrt(n) lists, and each list is compared with itself and the [`PROBES`] lists whose
-//! centres are nearest to its own, again one matrix product per block. Duplicates are very
+//! centres are nearest to its own, again one matrix product per block; a vector near the
+//! border of its list is also a guest of the next list. Duplicates are very
 //! close, so they sit in the same or neighbouring lists: the pairs found against exact search
 //! are measured by `imgsim bench dupes` (recall of pairs), not assumed. The work is
 //! ~n^1.5 * PROBES * dim instead of n^2 * dim: 1M vectors are ~1,000x less work than exact.
@@ -26,6 +27,9 @@ use crate::progress::Progress;
 pub const EXACT_UP_TO: usize = 20_000;
 /// Lists each list is compared with, its own included.
 pub const PROBES: usize = 10;
+/// A vector whose second nearest centre scores within this much of its nearest is a guest
+/// of the second list too.
+const BORDER: f32 = 0.05;
 /// Rows per matrix product (the scores of one block: BLOCK x candidates floats).
 const BLOCK: usize = 1024;
 const KMEANS_ITERATIONS: usize = 10;
@@ -120,10 +124,22 @@ fn by_lists(
     let lists = lists.clamp(1, n);
     let centres = kmeans(vectors, dim, n, lists, stop)?;
     // Each vector in the list of its nearest centre.
-    let nearest = nearest_centres(vectors, dim, &centres, 1)?;
+    // Each vector in the list of its nearest centre (its own), and, when it lies near the
+    // border with the second nearest, in that list too as a guest: a duplicate across the
+    // border is then met from either side.
+    let nearest = nearest_centres(vectors, dim, &centres, 2.min(lists))?;
     let mut members: Vec<Vec<u32>> = vec![Vec::new(); lists];
+    let mut guests: Vec<Vec<u32>> = vec![Vec::new(); lists];
+    let centre = |c: u32| &centres[c as usize * dim..(c as usize + 1) * dim];
     for (i, best) in nearest.iter().enumerate() {
         members[best[0] as usize].push(i as u32);
+        if let Some(&second) = best.get(1) {
+            let v = &vectors[i * dim..(i + 1) * dim];
+            let dot = |c: &[f32]| v.iter().zip(c).map(|(x, y)| x * y).sum::<f32>();
+            if dot(centre(second)) >= dot(centre(best[0])) - BORDER {
+                guests[second as usize].push(i as u32);
+            }
+        }
     }
     // Each list's neighbouring lists, by their centres.
     let probes = nearest_centres(&centres, dim, &centres, PROBES.min(lists))?;
@@ -138,9 +154,15 @@ fn by_lists(
         }
         let mut candidates: Vec<u32> = probes[list]
             .iter()
-            .flat_map(|&p| members[p as usize].iter().copied())
+            .flat_map(|&p| {
+                members[p as usize]
+                    .iter()
+                    .chain(&guests[p as usize])
+                    .copied()
+            })
             .collect();
         candidates.sort_unstable();
+        candidates.dedup();
         // Either side of a pair may be the one whose list probes the other's (neighbouring
         // lists are not a symmetric relation): every pair found is kept, and pairs met twice
         // are merged at the end.
