@@ -149,7 +149,7 @@ fn print_report(report: &Report, json: bool) {
             "imgsim: {root} is gone (unmounted?); its images stay indexed until it is back"
         ),
         Report::RootBack { root } => eprintln!("imgsim: {root} is back; reconciling"),
-        Report::Compacted { model, seconds } => {
+        Report::Compacted { model, seconds, .. } => {
             eprintln!("imgsim: {model}: compacted in {seconds:.1} s")
         }
         Report::Stopped => eprintln!("imgsim: stopped"),

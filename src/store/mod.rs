@@ -51,6 +51,7 @@ pub struct Store {
     dir: PathBuf,
     runtime: tokio::runtime::Runtime,
     db: lancedb::Connection,
+    session: std::sync::Arc<lance::session::Session>,
 }
 
 fn store_error(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -143,18 +144,28 @@ impl Store {
             .map_err(|e| store_error(dir, e))?
             .to_string_lossy()
             .into_owned();
+        let session = session();
         let db = runtime
-            .block_on(lancedb::connect(&uri).session(session()).execute())
+            .block_on(lancedb::connect(&uri).session(session.clone()).execute())
             .map_err(|e| store_error(dir, e))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             runtime,
             db,
+            session,
         })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Bytes held by LanceDB's caches: (metadata, index). The daemon reports them after each
+    /// compaction, so that a cache that keeps growing shows in its log.
+    pub fn cache_bytes(&self) -> (u64, u64) {
+        let metadata = self.runtime.block_on(self.session.metadata_cache_stats());
+        let index = self.runtime.block_on(self.session.index_cache_stats());
+        (metadata.size_bytes as u64, index.size_bytes as u64)
     }
 
     fn error(&self, e: impl std::fmt::Display) -> Error {

@@ -124,6 +124,9 @@ pub enum Report {
     Compacted {
         model: String,
         seconds: f64,
+        /// LanceDB's caches after it: metadata and index bytes.
+        #[serde(default)]
+        cache_bytes: (u64, u64),
     },
     Stopped,
 }
@@ -527,6 +530,7 @@ impl<'a> Daemon<'a> {
             (self.report)(Report::Compacted {
                 model: model.name.clone(),
                 seconds: started.elapsed().as_secs_f64(),
+                cache_bytes: self.shared.store.cache_bytes(),
             });
         }
         self.writes_since_compact = 0;
