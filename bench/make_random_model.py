@@ -4,6 +4,7 @@ cannot be downloaded. The embeddings mean nothing; the work per image is the rea
 
     python bench/make_random_model.py clip /tmp/clip-random
     imgsim bench watch --model-dir /tmp/clip-random
+    imgsim bench text --model-dir /tmp/clip-random --peer
 """
 import shutil
 import sys
@@ -28,6 +29,11 @@ def main():
         sys.exit(f"unknown kind {kind!r}: clip or dinov2")
     model.save_pretrained(out, safe_serialization=True)
     shutil.copy(processor, out / "preprocessor_config.json")
+    if kind == "clip":
+        # The real CLIP tokenizer (built from open_clip's vocabulary by
+        # scripts/make_text_fixtures.py), for `imgsim search` and `bench text`.
+        for name in ["tokenizer.json", "tokenizer_config.json"]:
+            shutil.copy(FIXTURES / "tiny-clip" / name, out / name)
     print(out)
 
 

@@ -113,6 +113,28 @@ pub enum Error {
     )]
     Query { query: String, reason: String },
 
+    /// Words that the text tower cannot take.
+    #[error("text {text:?}: {reason}")]
+    Text { text: String, reason: String },
+
+    /// A query term that reads as a path but is neither a file nor an indexed image.
+    #[error(
+        "{path}: no such file, and no indexed image has this path (a term with a `/` or an \
+         image extension is read as a path)"
+    )]
+    UnknownPath { path: String },
+
+    /// A query whose weighted terms add up to nothing.
+    #[error("the query's terms cancel out, so there is nothing to search for")]
+    TermsCancel,
+
+    /// A text query for a model that has no text tower.
+    #[error(
+        "model {model} has no text tower: searching by words needs a CLIP model ({with_text}, \
+         or a --model-dir holding a CLIP checkpoint with its tokenizer.json)"
+    )]
+    NoTextTower { model: String, with_text: String },
+
     /// Another process writes to the database (the writer lock is taken).
     #[error(
         "index database {}: {holder} is writing to it; try again when it is done",

@@ -25,6 +25,9 @@ pub enum BenchCommand {
     /// `imgsim dupes` at a library's size: time to find the pairs and form the groups, and
     /// the recall of the pairs against exact all-pairs search (on a sample of rows).
     Dupes(DupesBenchArgs),
+    /// One query in words: the text tower in-process, a whole `imgsim search` with and
+    /// without the daemon, beside PyTorch's get_text_features on the same folder (--peer).
+    Text(super::bench_text::TextBenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -271,6 +274,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
         BenchCommand::Watch(args) => return super::bench_watch::run(args),
         BenchCommand::Soak(args) => return super::bench_soak::run(args),
         BenchCommand::Dupes(args) => return run_dupes(args),
+        BenchCommand::Text(args) => return super::bench_text::run(args),
     };
     let device = imgsim::device::select(args.device)?;
     let threads = candle_core::utils::get_num_threads();

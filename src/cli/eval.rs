@@ -10,7 +10,7 @@ use imgsim::eval::disc21::{self, CopyDetection, Layout, QuerySet, Selection};
 use imgsim::eval::metrics::{self, Metrics};
 use imgsim::eval::report::{self, file_label, write_reports, Chart, EvalLine};
 use imgsim::eval::synth::{self, EditRecall, SynthOptions};
-use imgsim::models::{self, Model, WeightsSource};
+use imgsim::models::{self, Model, TextModel, WeightsSource};
 
 use super::common::{print_json, Bar};
 use super::Outcome;
@@ -106,6 +106,10 @@ pub struct CocoArgs {
     root: PathBuf,
     #[arg(long, default_value = "val2017")]
     split: String,
+    /// Zero-shot retrieval by words instead: each category present is the query "a photo of
+    /// a {category}" (models with a text tower: CLIP); relevant = the image shows it.
+    #[arg(long)]
+    text: bool,
     #[command(flatten)]
     models: EvalModelArgs,
 }
@@ -173,11 +177,27 @@ fn candidates(args: &EvalModelArgs) -> anyhow::Result<Vec<Candidate>> {
 /// the others still run. Returns the number that failed.
 fn for_each_model(
     args: &EvalModelArgs,
-    mut each: impl FnMut(&Embedder, &mut EmbeddingCache) -> anyhow::Result<()>,
+    text_only: bool,
+    mut each: impl FnMut(&WeightsSource, &Embedder, &mut EmbeddingCache) -> anyhow::Result<()>,
 ) -> anyhow::Result<usize> {
     let device = imgsim::device::select(args.device)?;
     let mut failed = 0;
-    let candidates = candidates(args)?;
+    let mut candidates = candidates(args)?;
+    if text_only {
+        let (text, left_out): (Vec<_>, Vec<_>) = candidates
+            .into_iter()
+            .partition(|c| imgsim::models::has_text_tower(&c.source));
+        if !left_out.is_empty() {
+            let names: Vec<&str> = left_out.iter().map(|c| c.label.as_str()).collect();
+            eprintln!("imgsim: left out (no text tower): {}", names.join(", "));
+        }
+        anyhow::ensure!(
+            !text.is_empty(),
+            "no model with a text tower to run: --text needs a CLIP model (--models clip, or \
+             --model-dir holding a CLIP checkpoint with its tokenizer.json)"
+        );
+        candidates = text;
+    }
     if args.models.is_empty() && args.model_dir.is_empty() && candidates.len() == 1 {
         eprintln!(
             "imgsim: no model's weights are in the Hugging Face cache, so only the phash \
@@ -194,7 +214,7 @@ fn for_each_model(
                 EmbeddingCache::open(&cache_dir(args)?, &model.id, model.dim())?
             };
             let embedder = Embedder::new(model, device.clone()).batch_size(args.batch_size);
-            each(&embedder, &mut cache)
+            each(&candidate.source, &embedder, &mut cache)
         })();
         if let Err(err) = result {
             failed += 1;
@@ -222,15 +242,16 @@ struct ModelRuns<R> {
 fn run_models<R>(
     args: &EvalModelArgs,
     out: &Path,
-    mut run: impl FnMut(&Embedder, &mut EmbeddingCache, &mut Bar) -> anyhow::Result<R>,
+    text_only: bool,
+    mut run: impl FnMut(&WeightsSource, &Embedder, &mut EmbeddingCache, &mut Bar) -> anyhow::Result<R>,
     predictions_of: fn(&R) -> &[metrics::Prediction],
 ) -> anyhow::Result<ModelRuns<R>> {
     let mut bar = Bar::new(args.json);
     let mut results = Vec::new();
-    let failed_models = for_each_model(args, |embedder, cache| {
+    let failed_models = for_each_model(args, text_only, |source, embedder, cache| {
         let name = embedder.model().name.clone();
         bar.prefix = format!("{name}: ");
-        let result = run(embedder, cache, &mut bar)?;
+        let result = run(source, embedder, cache, &mut bar)?;
         let file = predictions_path(out, &name);
         metrics::write_predictions(&file, predictions_of(&result))?;
         results.push((name, result));
@@ -289,7 +310,8 @@ fn copy_detection(
     } = run_models(
         args,
         &out,
-        |embedder, cache, bar| {
+        false,
+        |_, embedder, cache, bar| {
             Ok(disc21::run(
                 &selection, embedder, cache, args.k, group, bar,
             )?)
@@ -519,7 +541,8 @@ fn run_coco(args: CocoArgs) -> anyhow::Result<Outcome> {
     candidates(&args.models)?;
     let set = coco::CocoSet::load(&args.root, &args.split)?;
     let m = &args.models;
-    let out = out_dir(m, "coco")?;
+    let benchmark = if args.text { "coco-text" } else { "coco" };
+    let out = out_dir(m, benchmark)?;
     let ModelRuns {
         results,
         failed_models,
@@ -527,12 +550,31 @@ fn run_coco(args: CocoArgs) -> anyhow::Result<Outcome> {
     } = run_models(
         m,
         &out,
-        |embedder, cache, bar| Ok(coco::run(&set, embedder, cache, m.k, bar)?),
+        args.text,
+        |source, embedder, cache, bar| {
+            if !args.text {
+                return Ok(coco::run(&set, embedder, cache, m.k, bar)?);
+            }
+            let text = TextModel::load(source, embedder.device())?;
+            let embed_text = |words: &str| text.embed(words);
+            Ok(coco::run_text(
+                &set,
+                embedder,
+                &embed_text,
+                cache,
+                m.k,
+                bar,
+            )?)
+        },
         |r| &r.predictions,
     )?;
     if !results.is_empty() {
         Chart {
-            title: "COCO: precision at each rank (relevant = a shared category)",
+            title: if args.text {
+                "COCO, by words: precision at each rank (relevant = shows the category)"
+            } else {
+                "COCO: precision at each rank (relevant = a shared category)"
+            },
             x_label: "rank",
             y_label: "precision",
             x_range: (1.0, m.k as f64),
@@ -555,9 +597,23 @@ fn run_coco(args: CocoArgs) -> anyhow::Result<Outcome> {
     let chance = results.first().map_or(0.0, |(_, r)| r.chance_precision);
     let rows: Vec<(String, &coco::Retrieval)> =
         results.iter().map(|(n, r)| (n.clone(), r)).collect();
+    let what = if args.text {
+        format!(
+            "{queries} categories as text queries (\"{}\"), relevant = the image shows the \
+             category",
+            coco::prompt("{category}")
+        )
+    } else {
+        format!("{queries} queries with at least one image of a shared category")
+    };
     let markdown = format!(
-        "## imgsim eval coco\n\n{} images ({}), {queries} queries with at least one image of a \
-         shared category, k = {}; a random ranking would score precision {:.2}\n\n{}",
+        "## imgsim {}\n\n{} images ({}), {what}, k = {}; a random ranking would score \
+         precision {:.2}\n\n{}",
+        if args.text {
+            "eval coco --text"
+        } else {
+            "eval coco"
+        },
         set.images.len(),
         args.root.join(&args.split).display(),
         m.k,
@@ -567,13 +623,13 @@ fn run_coco(args: CocoArgs) -> anyhow::Result<Outcome> {
     let lines: Vec<EvalLine> = results
         .iter()
         .map(|(name, r)| EvalLine::Retrieval {
-            benchmark: "coco".into(),
+            benchmark: benchmark.into(),
             model: name.clone(),
             result: serde_json::to_value(r).expect("serialisable"),
             predictions_file: predictions_path(&out, name).display().to_string(),
         })
         .chain([EvalLine::Summary {
-            benchmark: "coco".into(),
+            benchmark: benchmark.into(),
             references: set.images.len(),
             queries,
             distractors: 0,

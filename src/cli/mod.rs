@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_soak;
+mod bench_text;
 mod bench_watch;
 mod common;
 mod compare;
@@ -14,6 +15,7 @@ mod index;
 mod models;
 mod optimize;
 mod repair;
+mod search;
 mod similar;
 mod status;
 mod tag;
@@ -55,6 +57,9 @@ enum Command {
     Watch(watch::WatchArgs),
     /// The indexed images most like a picture.
     Similar(similar::SimilarArgs),
+    /// The indexed images nearest words, pictures, or a mix ("beach" + ./sunset.jpg - people);
+    /// words need CLIP.
+    Search(search::SearchArgs),
     /// Groups of duplicate and near-duplicate images, and the one of each to keep (changes
     /// nothing).
     Dupes(dupes::DupesArgs),
@@ -108,6 +113,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Command::Index(a) => index::run(a),
         Command::Watch(a) => watch::run(a),
         Command::Similar(a) => similar::run(a),
+        Command::Search(a) => search::run(a),
         Command::Dupes(a) => dupes::run(a),
         Command::Status(a) => status::run(a),
         Command::Tag(c) => tag::run(c),

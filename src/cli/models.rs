@@ -125,6 +125,16 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<Outcome> {
                     ),
                     other => other.into(),
                 })?;
+                // CLIP's tokenizer too, so that searching by words works offline later.
+                if spec.family == imgsim::models::Family::Clip {
+                    weights::fetch_tokenizer(spec).map_err(|e| {
+                        anyhow::anyhow!(
+                            "fetched the weights of '{}', but not its tokenizer (searching by \
+                             words needs it): {e}",
+                            spec.name
+                        )
+                    })?;
+                }
                 println!("{}\t{}", spec.name, files.weights.display());
             }
             Ok(Outcome::Done)

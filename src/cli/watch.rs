@@ -78,6 +78,8 @@ pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
         status: Mutex::new(status),
         filters: Mutex::new(()),
         queries: Mutex::new(()),
+        #[cfg(unix)]
+        text: Default::default(),
     });
     match Server::bind(&db_dir) {
         Ok(server) => {

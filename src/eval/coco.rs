@@ -1,5 +1,7 @@
 //! Category retrieval on COCO: each annotated image asks for its `k` nearest other images;
-//! a hit is relevant when the two share at least one object category.
+//! a hit is relevant when the two share at least one object category. With words (`--text`,
+//! models with a text tower): each category present asks, as "a photo of a {name}", for its
+//! `k` nearest images; a hit is relevant when it shows that category (zero-shot retrieval).
 //!
 //! AP@k of a query = `sum_{i<=k} precision@i * relevant_i / min(k, R)`, with R the number of
 //! relevant images in the pool (the query itself excluded); mAP@k averages it over queries
@@ -21,6 +23,8 @@ use crate::error::{Error, Result};
 pub struct CocoSet {
     pub images: Vec<Image>,
     pub categories: Vec<BTreeSet<u32>>,
+    /// Category names by id, from the annotation file.
+    pub category_names: std::collections::BTreeMap<u32, String>,
     pub annotations: PathBuf,
     /// Images the annotation file lists that are not on disk.
     pub missing_files: usize,
@@ -30,6 +34,14 @@ pub struct CocoSet {
 struct Annotations {
     images: Vec<AnnotatedImage>,
     annotations: Vec<Annotation>,
+    #[serde(default)]
+    categories: Vec<Category>,
+}
+
+#[derive(Deserialize)]
+struct Category {
+    id: u32,
+    name: String,
 }
 
 #[derive(Deserialize)]
@@ -77,6 +89,11 @@ impl CocoSet {
         let mut set = Self {
             images: Vec::new(),
             categories: Vec::new(),
+            category_names: parsed
+                .categories
+                .iter()
+                .map(|c| (c.id, c.name.clone()))
+                .collect(),
             annotations,
             missing_files: 0,
         };
@@ -185,6 +202,90 @@ pub fn run(
     })
 }
 
+/// The prompt of a category in zero-shot retrieval (CLIP's paper's basic template).
+pub fn prompt(category: &str) -> String {
+    format!("a photo of a {category}")
+}
+
+/// Zero-shot retrieval: each category that some embedded image shows is a text query
+/// ([`prompt`]) over all embedded images; relevant = the image shows the category. `embed_text`
+/// gives the L2-normalised embedding of a prompt.
+pub fn run_text(
+    set: &CocoSet,
+    embedder: &Embedder,
+    embed_text: &dyn Fn(&str) -> Result<Vec<f32>>,
+    cache: &mut EmbeddingCache,
+    k: usize,
+    progress: &mut dyn Progress,
+) -> Result<Retrieval> {
+    let (vectors, extraction) = extract(embedder, cache, &set.images, progress)?;
+    let embedded: Vec<usize> = (0..set.images.len())
+        .filter(|&i| vectors[i].is_some())
+        .collect();
+    let pool: Vec<&[f32]> = embedded
+        .iter()
+        .map(|&i| vectors[i].as_deref().expect("embedded"))
+        .collect();
+    let present: BTreeSet<u32> = embedded
+        .iter()
+        .flat_map(|&i| set.categories[i].iter().copied())
+        .collect();
+    let mut names = Vec::new();
+    for id in &present {
+        let name = set.category_names.get(id).ok_or_else(|| Error::Dataset {
+            path: set.annotations.clone(),
+            reason: format!("category {id} has no name in the annotation file"),
+        })?;
+        names.push((*id, name.clone()));
+    }
+    if names.is_empty() {
+        return Err(Error::Dataset {
+            path: set.annotations.clone(),
+            reason: "no embedded image shows an annotated category: nothing to score".into(),
+        });
+    }
+    progress.start("searching by words", names.len());
+    let mut texts = Vec::with_capacity(names.len());
+    for (_, name) in &names {
+        texts.push(embed_text(&prompt(name))?);
+        progress.advance(1);
+    }
+    let queries: Vec<&[f32]> = texts.iter().map(Vec::as_slice).collect();
+    let hits = exact_top_k(&queries, &pool, k)?;
+    let mut predictions = Vec::new();
+    let mut ranked = Vec::with_capacity(hits.len());
+    for ((id, name), query_hits) in names.iter().zip(&hits) {
+        for hit in query_hits {
+            predictions.push(Prediction {
+                query: prompt(name),
+                reference: set.images[embedded[hit.index]].id.clone(),
+                score: super::metrics::as_written(hit.score),
+            });
+        }
+        let relevance: Vec<bool> = query_hits
+            .iter()
+            .map(|h| set.categories[embedded[h.index]].contains(id))
+            .collect();
+        let total = embedded
+            .iter()
+            .filter(|&&i| set.categories[i].contains(id))
+            .count();
+        ranked.push((relevance, total));
+    }
+    let scores = score_rankings(&ranked, k, pool.len());
+    Ok(Retrieval {
+        k,
+        map_at_k: scores.map_at_k,
+        precision_at_k: scores.precision_at_k,
+        precision_at_rank: scores.precision_at_rank,
+        chance_precision: scores.chance_precision,
+        queries: scores.queries,
+        pool: pool.len(),
+        extraction,
+        predictions,
+    })
+}
+
 struct Scores {
     map_at_k: f64,
     precision_at_k: f64,
@@ -202,34 +303,44 @@ fn score(
     k: usize,
 ) -> Scores {
     let relevant = |a: usize, b: usize| !categories[a].is_disjoint(&categories[b]);
+    let ranked: Vec<(Vec<bool>, usize)> = pool
+        .iter()
+        .zip(rankings)
+        .filter(|(&query, _)| !categories[query].is_empty())
+        .map(|(&query, ranked)| {
+            let relevance = ranked.iter().map(|&image| relevant(query, image)).collect();
+            let total = pool
+                .iter()
+                .filter(|&&other| other != query && relevant(query, other))
+                .count();
+            (relevance, total)
+        })
+        .collect();
+    score_rankings(&ranked, k, pool.len().saturating_sub(1))
+}
+
+/// mAP@k and precision@k from, per query, whether each of its hits (best first) is relevant
+/// and how many relevant images there are among the `candidates` it was searched in. A query
+/// with none relevant is not scored.
+fn score_rankings(ranked: &[(Vec<bool>, usize)], k: usize, candidates: usize) -> Scores {
     let (mut ap_sum, mut precision_sum, mut chance_sum, mut queries) = (0.0, 0.0, 0.0, 0usize);
     let mut precision_at_rank = vec![0.0; k];
-    for (&query, ranked) in pool.iter().zip(rankings) {
-        if categories[query].is_empty() {
-            continue;
-        }
-        let total_relevant = pool
-            .iter()
-            .filter(|&&other| other != query && relevant(query, other))
-            .count();
-        if total_relevant == 0 {
+    for (relevance, total_relevant) in ranked {
+        if *total_relevant == 0 {
             continue;
         }
         queries += 1;
-        chance_sum += total_relevant as f64 / (pool.len() - 1) as f64;
+        chance_sum += *total_relevant as f64 / candidates as f64;
         let (mut found, mut ap) = (0usize, 0.0);
         for (rank, slot) in precision_at_rank.iter_mut().enumerate() {
-            // A pool smaller than k: the missing ranks hold nothing relevant.
-            if ranked
-                .get(rank)
-                .is_some_and(|&image| relevant(query, image))
-            {
+            // Fewer hits than k: the missing ranks hold nothing relevant.
+            if relevance.get(rank).copied().unwrap_or(false) {
                 found += 1;
                 ap += found as f64 / (rank + 1) as f64;
             }
             *slot += found as f64 / (rank + 1) as f64;
         }
-        ap_sum += ap / total_relevant.min(k) as f64;
+        ap_sum += ap / (*total_relevant).min(k) as f64;
         precision_sum += found as f64 / k as f64;
     }
     let n = queries.max(1) as f64;
@@ -265,5 +376,23 @@ mod tests {
         assert!((s.precision_at_rank[0] - 0.75).abs() < 1e-12);
         // Relevant shares of the 4 others: 2/4, 2/4, 1/4, 3/4.
         assert!((s.chance_precision - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn text_queries_are_scored_against_every_image_showing_the_category() {
+        // "cat" (3 cat images among 5) retrieves cat, dog, cat: AP@3 = (1 + 2/3) / 3.
+        // "dog" (1 dog image) retrieves it second: AP@3 = (1/2) / 1.
+        // "zebra" (none in the pool) is not scored.
+        let ranked = vec![
+            (vec![true, false, true], 3),
+            (vec![false, true, false], 1),
+            (vec![false, false, false], 0),
+        ];
+        let s = score_rankings(&ranked, 3, 5);
+        assert_eq!(s.queries, 2);
+        let want = ((1.0 + 2.0 / 3.0) / 3.0 + 0.5) / 2.0;
+        assert!((s.map_at_k - want).abs() < 1e-12, "{}", s.map_at_k);
+        assert!((s.precision_at_k - (2.0 / 3.0 + 1.0 / 3.0) / 2.0).abs() < 1e-12);
+        assert!((s.chance_precision - (3.0 / 5.0 + 1.0 / 5.0) / 2.0).abs() < 1e-12);
     }
 }

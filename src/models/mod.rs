@@ -6,6 +6,7 @@
 //! where the files come from (`weights.rs`).
 
 pub mod clip;
+pub mod clip_text;
 pub mod dinov2;
 mod kernels;
 pub mod phash;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::preprocess::Preprocess;
 use clip::{Clip, ClipConfig};
+use clip_text::{ClipText, ClipTextConfig, ClipTokenizer};
 use dinov2::{Dinov2, Dinov2Config, Dinov2Pooling};
 use weights::ModelFiles;
 
@@ -310,6 +312,127 @@ impl Model {
             Network::Phash => phash::BITS,
         }
     }
+}
+
+/// CLIP's text tower and tokenizer, for queries in words. Its vectors live in the same space
+/// as the image tower's, so they are searched in the image model's table (`id` is that
+/// table's model id). Loaded apart from the image tower: a text query needs no image weights
+/// in memory, and image commands never load this.
+pub struct TextModel {
+    pub name: String,
+    /// The id of the image model whose table the text vectors are searched in.
+    pub id: String,
+    tokenizer: ClipTokenizer,
+    tower: ClipText,
+}
+
+impl TextModel {
+    pub fn load(source: &WeightsSource, device: &Device) -> Result<Self> {
+        let no_text = |model: String| Error::NoTextTower {
+            model,
+            with_text: registry()
+                .iter()
+                .filter(|m| m.family == Family::Clip)
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let (name, id, files, tokenizer) = match source {
+            WeightsSource::Hub(spec) => {
+                if spec.family != Family::Clip {
+                    return Err(no_text(spec.name.clone()));
+                }
+                let files = weights::fetch(spec)?;
+                let tokenizer = weights::fetch_tokenizer(spec)?;
+                let id = identity(
+                    &format!("{}@{}", spec.name, spec.revision),
+                    Pooling::Projection,
+                );
+                (spec.name.clone(), id, files, tokenizer)
+            }
+            WeightsSource::Dir(dir) => {
+                let files = ModelFiles::from_dir(dir)?;
+                let name = dir_label(dir);
+                let config = read_json(&files.config)?;
+                if family_of(&config).ok() != Some(Family::Clip) {
+                    return Err(no_text(name));
+                }
+                let tokenizer = files.tokenizer.clone().ok_or_else(|| Error::ModelFiles {
+                    path: dir.to_path_buf(),
+                    reason: format!(
+                        "{} is missing from the model directory (searching by words needs it)",
+                        weights::TOKENIZER
+                    ),
+                })?;
+                let id = identity(
+                    &format!("{name}@{}", dir_fingerprint(&files)?),
+                    Pooling::Projection,
+                );
+                (name, id, files, tokenizer)
+            }
+            WeightsSource::Random(spec) => {
+                return Err(Error::Unsupported(format!(
+                    "{} with random weights has no tokenizer: text queries need real weights",
+                    spec.name
+                )))
+            }
+            WeightsSource::Phash => return Err(no_text(PHASH.to_string())),
+        };
+        let config = read_json(&files.config)?;
+        let bad = |reason: String| Error::ModelFiles {
+            path: files.config.clone(),
+            reason,
+        };
+        let cfg = ClipTextConfig::from_hf_json(&config).map_err(bad)?;
+        let vb = mmap_safetensors(&files.weights, device)?;
+        Ok(Self {
+            name,
+            id,
+            tokenizer: ClipTokenizer::from_file(&tokenizer, cfg.max_position_embeddings)?,
+            tower: ClipText::new(vb, &cfg)?,
+        })
+    }
+
+    /// The token ids of `text` as the checkpoint's tokenizer gives them.
+    pub fn tokens(&self, text: &str) -> Result<Vec<u32>> {
+        self.tokenizer.encode(text)
+    }
+
+    /// The L2-normalised embedding of `text`.
+    pub fn embed(&self, text: &str) -> Result<Vec<f32>> {
+        let ids = self.tokens(text)?;
+        normalized(&self.tower.forward(&ids)?)
+    }
+
+    /// The text tower itself (for the parity tests' negative controls).
+    #[doc(hidden)]
+    pub fn tower(&self) -> &ClipText {
+        &self.tower
+    }
+}
+
+/// Whether the model has a text tower to load: a CLIP checkpoint (registry or folder with a
+/// `text_config`). Reads a folder's `config.json` only.
+pub fn has_text_tower(source: &WeightsSource) -> bool {
+    match source {
+        WeightsSource::Hub(spec) => spec.family == Family::Clip,
+        WeightsSource::Dir(dir) => read_json(&dir.join("config.json")).is_ok_and(|config| {
+            family_of(&config).ok() == Some(Family::Clip) && config.get("text_config").is_some()
+        }),
+        WeightsSource::Random(_) | WeightsSource::Phash => false,
+    }
+}
+
+/// The one row of `[1, dim]`, divided by its L2 norm (at least 1e-12, as
+/// `torch.nn.functional.normalize`).
+pub fn normalized(embedding: &Tensor) -> Result<Vec<f32>> {
+    let mut v: Vec<f32> = embedding
+        .to_device(&Device::Cpu)?
+        .flatten_all()?
+        .to_vec1()?;
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter_mut().for_each(|x| *x /= norm);
+    Ok(v)
 }
 
 fn build(

@@ -123,8 +123,18 @@ impl Block {
         })
     }
 
+    /// Every token attends to every token (the image towers).
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let attn = self.attention(&self.norm1.forward(xs)?)?;
+        self.forward_masked(xs, false)
+    }
+
+    /// Token i attends to tokens 0..=i only (CLIP's text tower: a causal mask).
+    pub fn forward_causal(&self, xs: &Tensor) -> Result<Tensor> {
+        self.forward_masked(xs, true)
+    }
+
+    fn forward_masked(&self, xs: &Tensor, causal: bool) -> Result<Tensor> {
+        let attn = self.attention(&self.norm1.forward(xs)?, causal)?;
         let xs = residual(xs, &attn, self.layer_scale1.as_ref())?;
         let hidden = self.fc1.forward(&self.norm2.forward(&xs)?)?;
         let hidden = match self.cfg.activation {
@@ -134,7 +144,7 @@ impl Block {
         residual(&xs, &self.fc2.forward(&hidden)?, self.layer_scale2.as_ref())
     }
 
-    fn attention(&self, xs: &Tensor) -> Result<Tensor> {
+    fn attention(&self, xs: &Tensor, causal: bool) -> Result<Tensor> {
         let (b, n, c) = xs.dims3()?;
         let heads = self.cfg.heads;
         let d = c / heads;
@@ -145,9 +155,31 @@ impl Block {
             .reshape((b, n, 3, heads, d))?
             .permute((2, 0, 3, 1, 4))?
             .contiguous()?;
-        let out = kernels::attention(&qkv.get(0)?, &qkv.get(1)?, &qkv.get(2)?)?;
+        let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
+        let out = if causal {
+            causal_attention(&q, &k, &v)?
+        } else {
+            kernels::attention(&q, &k, &v)?
+        };
         self.out.forward(&out)
     }
+}
+
+/// `softmax(q k^T / sqrt(d) + mask) v` with `-inf` above the diagonal, for `q`, `k`, `v` of
+/// shape `[batch, heads, tokens, d]`, returned as `[batch, tokens, heads * d]`. Text queries
+/// are a few dozen tokens: candle's generic operations are fast enough here.
+fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+    let (b, heads, n, d) = q.dims4()?;
+    let mask: Vec<f32> = (0..n)
+        .flat_map(|i| (0..n).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    let mask = Tensor::from_vec(mask, (n, n), q.device())?;
+    let scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?.broadcast_add(&mask)?;
+    let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+    Ok(weights
+        .matmul(v)?
+        .transpose(1, 2)?
+        .reshape((b, n, heads * d))?)
 }
 
 fn residual(xs: &Tensor, branch: &Tensor, scale: Option<&Tensor>) -> Result<Tensor> {

@@ -17,11 +17,15 @@ pub struct ModelFiles {
     pub weights: PathBuf,
     /// Only in a `--model-dir`; registry models carry their preprocessing in `models/*.toml`.
     pub preprocessor: Option<PathBuf>,
+    /// A `--model-dir`'s `tokenizer.json` where it has one (text queries need it; registry
+    /// models fetch theirs with `fetch_tokenizer` when a text query first needs it).
+    pub tokenizer: Option<PathBuf>,
 }
 
 const CONFIG: &str = "config.json";
 const WEIGHTS: &str = "model.safetensors";
 const PREPROCESSOR: &str = "preprocessor_config.json";
+pub const TOKENIZER: &str = "tokenizer.json";
 
 impl ModelFiles {
     /// A directory in Hugging Face layout; every file must be there.
@@ -49,6 +53,7 @@ impl ModelFiles {
             config: need(CONFIG)?,
             weights: need(WEIGHTS)?,
             preprocessor: Some(need(PREPROCESSOR)?),
+            tokenizer: Some(dir.join(TOKENIZER)).filter(|p| p.is_file()),
         })
     }
 }
@@ -111,6 +116,7 @@ fn cached_unchecked(spec: &ModelSpec) -> Result<ModelFiles> {
         config: get(CONFIG)?,
         weights: get(WEIGHTS)?,
         preprocessor: None,
+        tokenizer: None,
     })
 }
 
@@ -120,16 +126,33 @@ pub fn fetch(spec: &ModelSpec) -> Result<ModelFiles> {
     match cached(spec) {
         Ok(files) => Ok(files),
         Err(Error::WeightsMissing { .. }) if !offline() => {
-            download(spec)?;
+            download(spec, &[CONFIG, WEIGHTS])?;
             cached(spec)
         }
         Err(e) => Err(e),
     }
 }
 
+/// The registry model's `tokenizer.json` (for text queries): from the cache, else downloaded
+/// (unless `HF_HUB_OFFLINE`).
+pub fn fetch_tokenizer(spec: &ModelSpec) -> Result<PathBuf> {
+    let cached = || cached_file(&cache_dir(), &spec.repo, &spec.revision, TOKENIZER);
+    if let Some(path) = cached() {
+        return Ok(path);
+    }
+    if offline() {
+        return Err(missing(
+            spec,
+            format!("{TOKENIZER} is not in the cache and HF_HUB_OFFLINE is set"),
+        ));
+    }
+    download(spec, &[TOKENIZER])?;
+    cached().ok_or_else(|| missing(spec, format!("{TOKENIZER} is not in the cache")))
+}
+
 /// Downloads the files into the cache (hf-hub writes each to a `.part` file and renames it
 /// when complete: a cut connection leaves nothing that a later run would load).
-fn download(spec: &ModelSpec) -> Result<()> {
+fn download(spec: &ModelSpec, files: &[&str]) -> Result<()> {
     let failed = |reason: String| Error::Fetch {
         model: spec.name.clone(),
         looked_in: looked_in(spec),
@@ -150,8 +173,9 @@ fn download(spec: &ModelSpec) -> Result<()> {
         repo.download(filename)
             .map_err(|e| failed(format!("{filename}: {e}")))
     };
-    get(CONFIG)?;
-    get(WEIGHTS)?;
+    for file in files {
+        get(file)?;
+    }
     Ok(())
 }
 

@@ -18,6 +18,7 @@
 //! - `roots.rs`: whether a root is there (an unmounted drive is not an empty library)
 //! - `socket.rs`: the query socket (`similar`, `status`) and its client
 //! - `status.rs`: the daemon's state as `imgsim status` shows it
+//! - `text.rs`: text towers for `search`, loaded on the first query with words
 
 mod follower;
 mod queue;
@@ -25,6 +26,8 @@ mod roots;
 #[cfg(unix)]
 pub mod socket;
 mod status;
+#[cfg(unix)]
+pub mod text;
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -153,6 +156,9 @@ pub struct Shared {
     /// core for one, so nothing is slower; and memory holds one query's buffers however many
     /// clients wait (a hundred at once grew the daemon from 243 to 994 MiB before).
     pub queries: Mutex<()>,
+    /// Text towers for `search` with words, loaded on first use.
+    #[cfg(unix)]
+    pub text: text::TextTowers,
 }
 
 /// The daemon's loop. Returns when `stop` is set (after writing what it holds).

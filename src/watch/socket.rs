@@ -63,6 +63,46 @@ pub enum Request {
     Status,
     Similar(SimilarRequest),
     Dupes(DupesRequest),
+    Search(SearchRequest),
+}
+
+/// `imgsim search`: words, indexed paths and pictures, weighted. The pictures' bytes follow
+/// the request line, in the order of their terms.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SearchRequest {
+    /// The model as the user named it, unless `model_dir`.
+    pub model: String,
+    /// Canonical path of a `--model-dir`.
+    pub model_dir: Option<PathBuf>,
+    pub terms: Vec<WireTerm>,
+    pub k: usize,
+    pub filter: Option<String>,
+    pub min_score: Option<f32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WireTerm {
+    /// Signed: a `-` term has a negative weight.
+    pub weight: f32,
+    pub source: TermSource,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TermSource {
+    Text {
+        text: String,
+    },
+    /// A path that is not a file here: its stored vector, if it is indexed.
+    Indexed {
+        path: String,
+    },
+    /// A picture the client read: its canonical path (whose stored vector is used if
+    /// indexed) and how many of the bytes after the request line are its.
+    Image {
+        path: String,
+        bytes: u64,
+    },
 }
 
 /// `imgsim dupes` without acting: the groups of one model's table.
@@ -104,6 +144,13 @@ pub enum Response {
     },
     Dupes {
         report: crate::dupes::Report,
+    },
+    /// `search`'s hits, and how each term was read (`text`, `indexed` or `image`).
+    Found {
+        model: String,
+        hits: Vec<WireHit>,
+        indexed: usize,
+        kinds: Vec<String>,
     },
     /// The daemon does not hold that model: the client works directly.
     NotLoaded {
@@ -303,6 +350,34 @@ fn handle(stream: &mut UnixStream, shared: &Shared, keys: &[ModelKey]) -> Respon
             similar(shared, keys, &request, &image).unwrap_or_else(|e| error(e.to_string()))
         }
         Request::Dupes(request) => dupes(shared, &request).unwrap_or_else(|e| error(e.to_string())),
+        Request::Search(request) => {
+            let bytes: u64 = request
+                .terms
+                .iter()
+                .map(|t| match t.source {
+                    TermSource::Image { bytes, .. } => bytes,
+                    _ => 0,
+                })
+                .fold(0u64, u64::saturating_add);
+            if bytes > MAX_IMAGE_BYTES {
+                return error(format!(
+                    "query images of {bytes} bytes are over the limit of {MAX_IMAGE_BYTES}"
+                ));
+            }
+            let Some(_held) = ImageBytes::reserve(bytes) else {
+                return Response::Busy;
+            };
+            let mut images = Vec::new();
+            let mut rest = reader.into_inner();
+            rest.get_mut().until += REQUEST_TIME * (1 + (bytes >> 26) as u32);
+            if let Err(e) = rest.take(bytes).read_to_end(&mut images) {
+                return error(format!("reading the query images: {e}"));
+            }
+            if images.len() as u64 != bytes {
+                return error("the query images ended early".into());
+            }
+            search_terms(shared, keys, &request, &images).unwrap_or_else(|e| error(e.to_string()))
+        }
     }
 }
 
@@ -387,6 +462,108 @@ fn similar(
             .collect(),
         indexed: results.indexed,
         query_indexed: results.query_indexed,
+    })
+}
+
+/// `search` on the daemon's loaded models: words through its text tower (loaded on first
+/// use, recent texts remembered), pictures through its image tower or their stored vectors.
+fn search_terms(
+    shared: &Shared,
+    keys: &[ModelKey],
+    request: &SearchRequest,
+    images: &[u8],
+) -> Result<Response> {
+    let wanted = match &request.model_dir {
+        Some(dir) => ModelKey::Dir(dir.clone()),
+        None => ModelKey::of(&crate::models::source_for(&request.model)?),
+    };
+    let Some(i) = keys.iter().position(|k| *k == wanted) else {
+        let loaded = shared
+            .models
+            .iter()
+            .map(|m| m.model().name.clone())
+            .collect();
+        return Ok(Response::NotLoaded { loaded });
+    };
+    let embedder = &shared.models[i];
+    let model = embedder.model();
+    let _one_at_a_time = shared.queries.lock().unwrap_or_else(|e| e.into_inner());
+    let table = shared.store.table(&model.id)?;
+    let stored = |path: &str| -> Result<Option<Vec<f32>>> {
+        Ok(match &table {
+            Some(t) => t.row(path)?.map(|row| row.vector),
+            None => None,
+        })
+    };
+    let (mut weighted, mut kinds, mut exclude) = (Vec::new(), Vec::new(), Vec::new());
+    let mut offset = 0usize;
+    for term in &request.terms {
+        let (vector, kind) = match &term.source {
+            TermSource::Text { text } => (
+                shared
+                    .text
+                    .embed(&wanted, &model.id, text, embedder.device())?,
+                "text",
+            ),
+            TermSource::Indexed { path } => {
+                exclude.push(path.as_str());
+                let vector =
+                    stored(path)?.ok_or_else(|| Error::UnknownPath { path: path.clone() })?;
+                (vector, "indexed")
+            }
+            TermSource::Image { path, bytes } => {
+                let end = offset + *bytes as usize;
+                let image = &images[offset..end];
+                offset = end;
+                exclude.push(path.as_str());
+                match stored(path)? {
+                    Some(vector) => (vector, "indexed"),
+                    None => {
+                        let decoded =
+                            crate::decode::decode_bytes_for(image, model.preprocess.shortest_edge)
+                                .map_err(|source| Error::Decode {
+                                    path: PathBuf::from(path),
+                                    error: source,
+                                })?;
+                        (embedder.embed_image(&decoded)?, "image")
+                    }
+                }
+            }
+        };
+        weighted.push((term.weight, vector));
+        kinds.push(kind.to_string());
+    }
+    let vector = search::combine(&weighted).ok_or(Error::TermsCancel)?;
+    let Some(table) = table else {
+        return Ok(Response::Found {
+            model: model.name.clone(),
+            hits: Vec::new(),
+            indexed: 0,
+            kinds,
+        });
+    };
+    let hits = search::nearest(
+        &table,
+        &vector,
+        &search::Narrowing {
+            k: request.k,
+            filter: request.filter.as_deref(),
+            min_score: request.min_score,
+            exclude: &exclude,
+        },
+        Some(&shared.filters),
+    )?;
+    Ok(Response::Found {
+        model: model.name.clone(),
+        hits: hits
+            .into_iter()
+            .map(|h| WireHit {
+                path: h.path,
+                score: h.score,
+            })
+            .collect(),
+        indexed: table.count()?,
+        kinds,
     })
 }
 

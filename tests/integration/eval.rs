@@ -452,6 +452,116 @@ fn coco_layout_scores_category_retrieval() {
 }
 
 #[test]
+fn coco_by_words_scores_zero_shot_retrieval_of_each_category_present() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = coco().join("..");
+    let clip = model_dir("tiny-clip").display().to_string();
+    let dino = model_dir("tiny-dinov2").display().to_string();
+    let (lines, out) = eval_json(
+        &[
+            "eval",
+            "coco",
+            "--text",
+            "--root",
+            root.to_str().unwrap(),
+            "--models",
+            "phash",
+            "--model-dir",
+            &clip,
+            "--model-dir",
+            &dino,
+            "-k",
+            "10",
+            "--no-cache",
+            "--out",
+            "out",
+            "--json",
+        ],
+        dir.path(),
+    );
+    out.assert_exit(0);
+    out.assert_stderr_has("left out (no text tower): phash, ")
+        .assert_stderr_has("tiny-dinov2\n");
+    let EvalLine::Retrieval { model, result } = &lines[0] else {
+        panic!("{lines:?}")
+    };
+    assert_eq!(model, "tiny-clip");
+    assert!(matches!(lines[1], EvalLine::Summary { .. }), "{lines:?}");
+
+    // Recomputed from the official annotations and the predictions file: one query per
+    // category shown by an image on disk, "a photo of a {name}", its hits best first.
+    let all: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(coco().join("../annotations/instances_val2017.json")).unwrap(),
+    )
+    .unwrap();
+    let on_disk: std::collections::HashMap<u64, String> = all["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["id"].as_u64().unwrap(),
+                i["file_name"].as_str().unwrap().to_string(),
+            )
+        })
+        .filter(|(_, name)| coco().join(name).is_file())
+        .collect();
+    let mut shows: std::collections::HashMap<u64, std::collections::BTreeSet<String>> =
+        Default::default();
+    for a in all["annotations"].as_array().unwrap() {
+        if let Some(name) = on_disk.get(&a["image_id"].as_u64().unwrap()) {
+            shows
+                .entry(a["category_id"].as_u64().unwrap())
+                .or_default()
+                .insert(name.clone());
+        }
+    }
+    let names: std::collections::HashMap<u64, String> = all["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_u64().unwrap(),
+                c["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(result.queries, shows.len());
+    assert_eq!(result.pool, on_disk.len());
+    let predictions =
+        std::fs::read_to_string(dir.path().join("out/predictions-tiny-clip.csv")).unwrap();
+    let (mut map, mut precision) = (0.0, 0.0);
+    for (category, images) in &shows {
+        let query = format!("a photo of a {}", names[category]);
+        let hits: Vec<bool> = predictions
+            .lines()
+            .skip(1)
+            .filter(|l| l.starts_with(&format!("{query},")))
+            .map(|l| images.contains(l.split(',').nth(1).unwrap()))
+            .collect();
+        assert_eq!(hits.len(), 10, "{query}");
+        let (mut found, mut ap) = (0, 0.0);
+        for (rank, hit) in hits.iter().enumerate() {
+            if *hit {
+                found += 1;
+                ap += found as f64 / (rank + 1) as f64;
+            }
+        }
+        map += ap / images.len().min(10) as f64;
+        precision += found as f64 / 10.0;
+    }
+    let n = shows.len() as f64;
+    assert!(
+        (result.map_at_k - map / n).abs() < 1e-9,
+        "{} {}",
+        result.map_at_k,
+        map / n
+    );
+    assert!((result.precision_at_k - precision / n).abs() < 1e-9);
+}
+
+#[test]
 fn synth_builds_a_deterministic_benchmark_and_reports_each_edit() {
     let dir = tempfile::tempdir().unwrap();
     let photos = dir.path().join("photos/nested");

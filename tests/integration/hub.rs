@@ -1,7 +1,8 @@
 //! Weights from a hub, tested against a local one: a small HTTP server on loopback that speaks
 //! the part of the Hugging Face hub protocol that hf-hub uses (`<repo>/resolve/<rev>/<file>`
 //! with `Range`, `ETag`, `X-Repo-Commit` and `Content-Range`), serving the tiny DINOv2 fixture
-//! as `facebook/dinov2-small` at its pinned revision. Faults: an unknown revision (404), a
+//! as `facebook/dinov2-small` at its pinned revision, and the tiny CLIP (with its tokenizer) as
+//! `openai/clip-vit-base-patch32` at its pinned branch ref. Faults: an unknown revision (404), a
 //! server error (500), a connection cut half-way through the weights.
 
 use std::collections::HashMap;
@@ -17,6 +18,10 @@ use crate::util::*;
 const REPO: &str = "facebook/dinov2-small";
 /// The revision `models/dinov2-small.toml` pins.
 const REVISION: &str = "ed25f3a31f01632728cabb09d1542f84ab7b0056";
+/// `models/clip-vit-b32.toml` pins a ref, which the hub resolves to a commit.
+const CLIP_REPO: &str = "openai/clip-vit-base-patch32";
+const CLIP_REF: &str = "refs/pr/15";
+const CLIP_COMMIT: &str = "3d74acf9a28c67741b2f4f2ea7635f0aaf6f0268";
 
 #[derive(Clone, Copy, PartialEq)]
 enum Fault {
@@ -40,15 +45,28 @@ impl Hub {
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
         let mut files = HashMap::new();
-        for name in [
-            "config.json",
-            "model.safetensors",
-            "preprocessor_config.json",
+        for (repo, fixture, names) in [
+            (
+                REPO,
+                "tiny-dinov2",
+                &[
+                    "config.json",
+                    "model.safetensors",
+                    "preprocessor_config.json",
+                ][..],
+            ),
+            (
+                CLIP_REPO,
+                "tiny-clip",
+                &["config.json", "model.safetensors", "tokenizer.json"][..],
+            ),
         ] {
-            files.insert(
-                name.to_string(),
-                std::fs::read(model_dir("tiny-dinov2").join(name)).unwrap(),
-            );
+            for name in names {
+                files.insert(
+                    format!("{repo}/{name}"),
+                    std::fs::read(model_dir(fixture).join(name)).unwrap(),
+                );
+            }
         }
         let seen = requests.clone();
         // The server thread ends with the test binary; each test has its own port.
@@ -103,8 +121,18 @@ fn serve(
     } else {
         REVISION
     };
-    let prefix = format!("/{REPO}/resolve/{served_revision}/");
-    let file = path.strip_prefix(&prefix).and_then(|name| files.get(name));
+    let served = [
+        (REPO, served_revision.to_string(), REVISION),
+        (CLIP_REPO, CLIP_REF.to_string(), CLIP_COMMIT),
+        (CLIP_REPO, CLIP_REF.replace('/', "%2F"), CLIP_COMMIT),
+    ];
+    let (file, commit) = served
+        .iter()
+        .find_map(|(repo, revision, commit)| {
+            let name = path.strip_prefix(&format!("/{repo}/resolve/{revision}/"))?;
+            Some((files.get(&format!("{repo}/{name}")), *commit))
+        })
+        .unwrap_or((None, REVISION));
     let Some(body) = file.filter(|_| fault != Fault::ServerError) else {
         let (status, code) = if fault == Fault::ServerError {
             ("500 Internal Server Error", "")
@@ -121,7 +149,7 @@ fn serve(
     let part = &body[range_start.min(body.len())..=end];
     write!(
         out,
-        "HTTP/1.1 206 Partial Content\r\nETag: \"{}\"\r\nX-Repo-Commit: {REVISION}\r\n\
+        "HTTP/1.1 206 Partial Content\r\nETag: \"{}\"\r\nX-Repo-Commit: {commit}\r\n\
          Content-Range: bytes {range_start}-{end}/{}\r\nContent-Length: {}\r\n\
          Connection: close\r\n\r\n",
         blake3::hash(body).to_hex(),
@@ -254,4 +282,44 @@ fn damaged_weights_in_the_cache_say_how_to_fetch_them_again() {
         .assert_stderr_has("damaged")
         .assert_stderr_has("imgsim models fetch dinov2-small");
     assert!(!is_local(&offline));
+}
+
+#[test]
+fn a_fetched_clip_searches_by_words_offline() {
+    let hub = Hub::start(Fault::None);
+    let cache = tempfile::tempdir().unwrap();
+    online(&hub, cache.path())
+        .run(&["models", "fetch", "clip"])
+        .assert_exit(0);
+    let asked: Vec<String> = hub.requests();
+    assert!(
+        asked.iter().any(|p| p.ends_with("/tokenizer.json")),
+        "{asked:?}"
+    );
+    let snapshot = cache
+        .path()
+        .join("models--openai--clip-vit-base-patch32/snapshots")
+        .join(CLIP_COMMIT);
+    assert_eq!(
+        std::fs::read(snapshot.join("tokenizer.json")).unwrap(),
+        std::fs::read(model_dir("tiny-clip").join("tokenizer.json")).unwrap()
+    );
+
+    // Offline from now on: index with the fetched CLIP, then search by words.
+    let cmd = offline(&hub, cache.path());
+    let photos = tempfile::tempdir().unwrap();
+    for name in ["000000000009.jpg", "000000000025.jpg", "000000000030.jpg"] {
+        std::fs::copy(coco().join(name), photos.path().join(name)).unwrap();
+    }
+    cmd.run(&["index", "--model", "clip", photos.path().to_str().unwrap()])
+        .assert_exit(0);
+    let before = hub.requests().len();
+    let out = cmd.run(&["search", "--model", "clip", "a photo of a dog", "--json"]);
+    out.assert_exit(0);
+    assert_eq!(out.stdout().lines().count(), 3 + 1, "{}", out.stdout());
+    assert_eq!(
+        hub.requests().len(),
+        before,
+        "offline runs ask the hub nothing"
+    );
 }

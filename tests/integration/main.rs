@@ -10,5 +10,6 @@ mod hub;
 mod index;
 mod parity;
 mod soak;
+mod text;
 mod util;
 mod watch;
