@@ -144,7 +144,9 @@ impl ClipText {
             qkv_bias: true,
         };
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| Block::load(text.pp("encoder").pp("layers").pp(i), &block, &NAMES))
+            .map(|i| {
+                Block::load(text.pp("encoder").pp("layers").pp(i), &block, &NAMES)?.for_few_rows()
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             token_embedding: candle_nn::embedding(cfg.vocab_size, h, emb.pp("token_embedding"))?,
@@ -157,7 +159,8 @@ impl ClipText {
                 cfg.layer_norm_eps,
                 text.pp("final_layer_norm"),
             )?,
-            projection: Linear::load(vb.pp("text_projection"), h, cfg.projection_dim, false)?,
+            projection: Linear::load(vb.pp("text_projection"), h, cfg.projection_dim, false)?
+                .for_few_rows()?,
             eos_token_id: cfg.eos_token_id,
             device: vb.device().clone(),
         })
