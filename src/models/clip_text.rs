@@ -144,9 +144,7 @@ impl ClipText {
             qkv_bias: true,
         };
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| {
-                Block::load(text.pp("encoder").pp("layers").pp(i), &block, &NAMES)?.for_few_rows()
-            })
+            .map(|i| Block::load(text.pp("encoder").pp("layers").pp(i), &block, &NAMES))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             token_embedding: candle_nn::embedding(cfg.vocab_size, h, emb.pp("token_embedding"))?,
@@ -159,8 +157,7 @@ impl ClipText {
                 cfg.layer_norm_eps,
                 text.pp("final_layer_norm"),
             )?,
-            projection: Linear::load(vb.pp("text_projection"), h, cfg.projection_dim, false)?
-                .for_few_rows()?,
+            projection: Linear::load(vb.pp("text_projection"), h, cfg.projection_dim, false)?,
             eos_token_id: cfg.eos_token_id,
             device: vb.device().clone(),
         })

@@ -43,58 +43,65 @@ pub struct BlockNames {
 }
 
 /// `y = x W^T + b` for x of any rank, as one 2-D matrix product.
+///
+/// The weight is kept transposed (`W^T`, contiguous) so that gemm reads it as it lies. Laid out
+/// as stored (`[out, in]`, used through a transposed view), gemm copies the whole weight into
+/// its packed layout on every product, which at batch 1 cost as much as the product itself
+/// (CLIP B/32: 50 rows per image; a text query: ~10). Kept transposed, CLIP ViT-B/32 went from
+/// 4.4 to 11.8 images/s at batch 1 and from 15.5 to 20.4 at batch 16 (`imgsim bench embed
+/// --random-weights`, release build, 2 cores).
 pub struct Linear {
-    weight: Tensor,
+    weight_t: Tensor,
     bias: Option<Tensor>,
-    /// `W^T` laid out contiguously, for inputs of a few rows (see [`Linear::for_few_rows`]).
-    weight_t: Option<Tensor>,
 }
 
 impl Linear {
     pub fn load(vb: VarBuilder, inputs: usize, outputs: usize, bias: bool) -> Result<Self> {
-        let weight = vb.get_with_hints(
-            (outputs, inputs),
-            "weight",
-            candle_nn::init::DEFAULT_KAIMING_NORMAL,
-        )?;
-        let bias = if bias {
-            Some(vb.get(outputs, "bias")?)
-        } else {
-            None
-        };
-        Ok(Self {
-            weight,
-            bias,
-            weight_t: None,
-        })
+        let (weight, bias) = weight_and_bias(&vb, inputs, outputs, bias)?;
+        Self::new(&weight, bias)
     }
 
-    /// Keeps `W^T` contiguous, for inputs of a few rows (a text query: ~10 tokens). gemm then
-    /// reads the weight as it lies; with the transposed view it copies the whole weight into
-    /// its packed layout on every product, which costs more than the product itself when
-    /// there are few rows (a 12-layer text tower: 100 ms per query, 4x PyTorch).
-    pub fn for_few_rows(mut self) -> Result<Self> {
-        self.weight_t = Some(self.weight.t()?.contiguous()?);
-        Ok(self)
+    /// From a weight as checkpoints store it, `[out, in]`.
+    fn new(weight: &Tensor, bias: Option<Tensor>) -> Result<Self> {
+        Ok(Self {
+            weight_t: weight.t()?.contiguous()?,
+            bias,
+        })
     }
 
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let dims = xs.dims();
         let inputs = dims[dims.len() - 1];
         let rows = xs.elem_count() / inputs;
-        let xs = xs.reshape((rows, inputs))?;
-        let ys = match &self.weight_t {
-            Some(weight_t) => xs.matmul(weight_t)?,
-            None => xs.matmul(&self.weight.t()?)?,
-        };
+        let ys = xs.reshape((rows, inputs))?.matmul(&self.weight_t)?;
         let ys = match &self.bias {
             Some(b) => ys.broadcast_add(b)?,
             None => ys,
         };
         let mut out_dims = dims.to_vec();
-        *out_dims.last_mut().expect("rank >= 1") = self.weight.dim(0)?;
+        *out_dims.last_mut().expect("rank >= 1") = self.weight_t.dim(1)?;
         Ok(ys.reshape(out_dims)?)
     }
+}
+
+/// A linear layer's weight (`[outputs, inputs]`) and bias as the checkpoint stores them.
+fn weight_and_bias(
+    vb: &VarBuilder,
+    inputs: usize,
+    outputs: usize,
+    bias: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let weight = vb.get_with_hints(
+        (outputs, inputs),
+        "weight",
+        candle_nn::init::DEFAULT_KAIMING_NORMAL,
+    )?;
+    let bias = if bias {
+        Some(vb.get(outputs, "bias")?)
+    } else {
+        None
+    };
+    Ok((weight, bias))
 }
 
 pub struct Block {
@@ -113,16 +120,15 @@ impl Block {
     pub fn load(vb: VarBuilder, cfg: &BlockConfig, names: &BlockNames) -> Result<Self> {
         let h = cfg.hidden;
         // Q, K and V become one [3h, h] product.
-        let part = |name: &str| Linear::load(vb.pp(name), h, h, cfg.qkv_bias);
+        let part = |name: &str| weight_and_bias(&vb.pp(name), h, h, cfg.qkv_bias);
         let (q, k, v) = (part(names.query)?, part(names.key)?, part(names.value)?);
-        let qkv = Linear {
-            weight: Tensor::cat(&[&q.weight, &k.weight, &v.weight], 0)?,
-            bias: match (q.bias, k.bias, v.bias) {
+        let qkv = Linear::new(
+            &Tensor::cat(&[&q.0, &k.0, &v.0], 0)?,
+            match (q.1, k.1, v.1) {
                 (Some(qb), Some(kb), Some(vb)) => Some(Tensor::cat(&[qb, kb, vb], 0)?),
                 _ => None,
             },
-            weight_t: None,
-        };
+        )?;
         let scale = |name: &str| -> Result<Option<Tensor>> {
             Ok(if cfg.layer_scale {
                 Some(vb.pp(name).get_with_hints(h, "lambda1", Init::Const(1.0))?)
@@ -140,17 +146,6 @@ impl Block {
             fc2: Linear::load(vb.pp(names.fc2), cfg.mlp_hidden, h, true)?,
             layer_scale2: scale(names.layer_scale2)?,
             cfg: cfg.clone(),
-        })
-    }
-
-    /// Lays the block's weights out for inputs of a few rows ([`Linear::for_few_rows`]).
-    pub fn for_few_rows(self) -> Result<Self> {
-        Ok(Self {
-            qkv: self.qkv.for_few_rows()?,
-            out: self.out.for_few_rows()?,
-            fc1: self.fc1.for_few_rows()?,
-            fc2: self.fc2.for_few_rows()?,
-            ..self
         })
     }
 
