@@ -219,7 +219,7 @@ fn side(prepared: &Prepared) -> usize {
 }
 
 /// `torch.nn.functional.normalize(x, dim=-1)`: divide by the L2 norm, at least 1e-12.
-fn l2_normalize_rows(embeddings: &Tensor) -> Result<Vec<Vec<f32>>> {
+pub(crate) fn l2_normalize_rows(embeddings: &Tensor) -> Result<Vec<Vec<f32>>> {
     let rows: Vec<Vec<f32>> = embeddings
         .to_device(&Device::Cpu)?
         .to_dtype(candle_core::DType::F32)?

@@ -52,6 +52,7 @@ pub fn similar(
     let hits = nearest(
         table,
         &vector,
+        indexed,
         &Narrowing {
             k: query.k,
             filter: query.filter,
@@ -78,14 +79,15 @@ pub struct Narrowing<'a> {
     pub exclude: &'a [&'a str],
 }
 
-/// The `k` rows nearest `vector` (L2-normalised) that pass the narrowing, best first.
+/// The `k` rows nearest `vector` (L2-normalised) that pass the narrowing, best first, in a
+/// table of `indexed` rows (`ModelTable::count`, which the callers report too).
 pub fn nearest(
     table: &ModelTable<'_>,
     vector: &[f32],
+    indexed: usize,
     narrowing: &Narrowing<'_>,
     filters_lock: Option<&std::sync::Mutex<()>>,
 ) -> Result<Vec<Hit>> {
-    let indexed = table.count()?;
     // No search returns more rows than the table has (a `-k` of 2^64 - 1 is the table).
     let k = narrowing.k.min(indexed);
     if k == 0 {

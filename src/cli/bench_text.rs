@@ -5,14 +5,13 @@
 //! embeddings are compared with ours.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use imgsim::models::{TextModel, WeightsSource};
-use imgsim::watch::socket::{Request, Response};
 use serde::{Deserialize, Serialize};
 
-use super::bench_watch::{p50, wait_until, work_dir, Child};
+use super::bench_watch::{p50, start_daemon, work_dir};
 use super::common::print_json;
 use super::Outcome;
 
@@ -180,23 +179,12 @@ pub fn run(args: TextBenchArgs) -> anyhow::Result<Outcome> {
     for text in &texts[..processes] {
         without.push(run(&["search", text, "--no-daemon", "-k", "3"])?);
     }
-    let _daemon = Child(
-        Command::new(&exe)
-            .arg("watch")
-            .arg(&library)
-            .arg("--db")
-            .arg(&db)
-            .args(["--model-dir", &model_arg])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
-    wait_until("the daemon to start", Duration::from_secs(300), || {
-        matches!(
-            imgsim::watch::socket::ask(&db, &Request::Status, &[]),
-            Ok(Some(Response::Status(s))) if s.phase == "watching"
-        )
-    })?;
+    let daemon = start_daemon(
+        &exe,
+        &library,
+        &db,
+        &["--model-dir".to_string(), model_arg.clone()],
+    )?;
     let fresh = self::texts(processes + 1, " (new)");
     let first = run(&["search", &fresh[0], "-k", "3"])?;
     let mut with = Vec::new();
@@ -207,7 +195,7 @@ pub fn run(args: TextBenchArgs) -> anyhow::Result<Outcome> {
     for text in &fresh[1..] {
         repeated.push(run(&["search", text, "-k", "3"])?);
     }
-    drop(_daemon);
+    drop(daemon);
     if args.dir.is_none() {
         let _ = std::fs::remove_dir_all(&work);
     }

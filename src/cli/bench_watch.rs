@@ -67,6 +67,34 @@ impl Drop for Child {
     }
 }
 
+/// `imgsim watch ROOT --db DB MODEL_ARGS...`, once it is watching (models loaded, first
+/// reconcile done).
+pub(super) fn start_daemon(
+    exe: &Path,
+    root: &Path,
+    db: &Path,
+    model_args: &[String],
+) -> anyhow::Result<Child> {
+    let daemon = Child(
+        Command::new(exe)
+            .arg("watch")
+            .arg(root)
+            .arg("--db")
+            .arg(db)
+            .args(model_args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    wait_until("the daemon to start", Duration::from_secs(300), || {
+        matches!(
+            imgsim::watch::socket::ask(db, &Request::Status, &[]),
+            Ok(Some(Response::Status(s))) if s.phase == "watching"
+        )
+    })?;
+    Ok(daemon)
+}
+
 pub(super) fn wait_until(
     what: &str,
     bound: Duration,
@@ -125,23 +153,7 @@ pub fn run(args: WatchBenchArgs) -> anyhow::Result<Outcome> {
     let query_source = photos[0].clone();
 
     let started = Instant::now();
-    let mut daemon = Child(
-        Command::new(&exe)
-            .arg("watch")
-            .arg(&root)
-            .arg("--db")
-            .arg(&db)
-            .args(&model_args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
-    wait_until("the daemon to start", Duration::from_secs(300), || {
-        matches!(
-            imgsim::watch::socket::ask(&db, &Request::Status, &[]),
-            Ok(Some(Response::Status(s))) if s.phase == "watching"
-        )
-    })?;
+    let mut daemon = start_daemon(&exe, &root, &db, &model_args)?;
     let startup_seconds = started.elapsed().as_secs_f64();
 
     // Ingest: every photo copied in at once, until all are rows.

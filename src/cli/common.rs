@@ -60,6 +60,39 @@ impl ModelArgs {
     }
 }
 
+/// A count of at least one (`-k`).
+pub fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("give at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The error for a model that has no table in the database, naming those it has.
+pub fn not_indexed(model: &str, db_dir: &Path, store: &Store) -> anyhow::Error {
+    let indexed = match store.tables() {
+        Ok(t) if !t.is_empty() => t
+            .iter()
+            .map(|t| t.model.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "none".into(),
+    };
+    anyhow::anyhow!(
+        "model {model} has not been indexed in {} (indexed: {indexed}); run `imgsim index \
+         --model {model} DIR`",
+        db_dir.display(),
+    )
+}
+
+/// The embedding of one image file.
+pub fn embed_one(embedder: &imgsim::embed::Embedder, path: &Path) -> imgsim::Result<Vec<f32>> {
+    let mut out = None;
+    embedder.embed_files(&[path.to_path_buf()], |_, r| out = Some(r))?;
+    out.expect("one result per file")
+}
+
 /// A cosine similarity given on the command line (`--min-score`, `--threshold`).
 pub fn cosine(text: &str) -> Result<f32, String> {
     match text.parse::<f32>() {

@@ -11,7 +11,10 @@ use imgsim::store::Store;
 use imgsim::util::path_string;
 use serde::{Deserialize, Serialize};
 
-use super::common::{cosine, print_json, print_path_line, DbArgs, JsonPath, ModelArgs};
+use super::common::{
+    at_least_one, cosine, embed_one, not_indexed, print_json, print_path_line, DbArgs, JsonPath,
+    ModelArgs,
+};
 use super::Outcome;
 
 #[derive(clap::Args, Debug)]
@@ -79,14 +82,6 @@ pub struct TermLine {
     pub term: String,
 }
 
-fn at_least_one(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(0) => Err("give at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 /// A term once the filesystem and the index have said what it is.
 enum Kind {
     Text(String),
@@ -130,12 +125,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<Outcome> {
         }
     };
     let Some(table) = store.table(&model_id)? else {
-        anyhow::bail!(
-            "model {model_name} has not been indexed in {} (indexed: {}); run `imgsim index \
-             --model {model_name} DIR`",
-            db_dir.display(),
-            indexed_models(&store)
-        );
+        return Err(not_indexed(&model_name, &db_dir, &store));
     };
 
     let mut weighted = Vec::new();
@@ -168,7 +158,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<Outcome> {
                                 e.model().name
                             );
                         }
-                        (embed_image(e, path)?, "image")
+                        (embed_one(e, path)?, "image")
                     }
                 }
             }
@@ -178,9 +168,11 @@ pub fn run(args: SearchArgs) -> anyhow::Result<Outcome> {
     }
     let vector = imgsim::search::combine(&weighted).ok_or(imgsim::Error::TermsCancel)?;
     let exclude: Vec<&str> = exclude.iter().map(String::as_str).collect();
+    let indexed = table.count()?;
     let hits = imgsim::search::nearest(
         &table,
         &vector,
+        indexed,
         &Narrowing {
             k: args.k,
             filter: args.filter.as_deref(),
@@ -192,7 +184,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<Outcome> {
     let found = Found {
         model: model_name,
         hits: hits.into_iter().map(|h| (h.path, h.score)).collect(),
-        indexed: table.count()?,
+        indexed,
         kinds: read_as,
         by_daemon: false,
     };
@@ -355,21 +347,4 @@ fn classify(term: &Term) -> anyhow::Result<Kind> {
         return Ok(Kind::Indexed(path_string(&absolute)));
     }
     Ok(Kind::Text(text))
-}
-
-fn embed_image(embedder: &imgsim::embed::Embedder, path: &Path) -> anyhow::Result<Vec<f32>> {
-    let mut out = None;
-    embedder.embed_files(&[path.to_path_buf()], |_, r| out = Some(r))?;
-    Ok(out.expect("one result per file")?)
-}
-
-fn indexed_models(store: &Store) -> String {
-    match store.tables() {
-        Ok(t) if !t.is_empty() => t
-            .iter()
-            .map(|t| t.model.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-        _ => "none".into(),
-    }
 }

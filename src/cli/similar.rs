@@ -8,7 +8,10 @@ use imgsim::store::Store;
 use imgsim::util::path_string;
 use serde::{Deserialize, Serialize};
 
-use super::common::{canonical, cosine, print_json, print_path_line, DbArgs, JsonPath, ModelArgs};
+use super::common::{
+    at_least_one, canonical, cosine, embed_one, not_indexed, print_json, print_path_line, DbArgs,
+    JsonPath, ModelArgs,
+};
 use super::Outcome;
 
 #[derive(clap::Args, Debug)]
@@ -59,15 +62,6 @@ pub enum SimilarLine {
     },
 }
 
-/// A count of at least one.
-fn at_least_one(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(0) => Err("give at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 pub fn run(args: SimilarArgs) -> anyhow::Result<Outcome> {
     let db_dir = args.db.dir()?;
     let canonical = canonical(&args.query)?;
@@ -97,7 +91,7 @@ pub fn run(args: SimilarArgs) -> anyhow::Result<Outcome> {
         min_score: args.min_score,
     };
     let results =
-        imgsim::search::similar(&table, &query, || embed_query(&embedder, &canonical), None)?;
+        imgsim::search::similar(&table, &query, || embed_one(&embedder, &canonical), None)?;
     let hits: Vec<(String, f32)> = results
         .hits
         .into_iter()
@@ -215,31 +209,5 @@ fn print_hits(
         Outcome::NothingFound
     } else {
         Outcome::Done
-    }
-}
-
-fn embed_query(embedder: &imgsim::embed::Embedder, path: &Path) -> imgsim::Result<Vec<f32>> {
-    let mut out = None;
-    embedder.embed_files(&[path.to_path_buf()], |_, r| out = Some(r))?;
-    out.expect("one result per file")
-}
-
-fn not_indexed(model: &str, db_dir: &Path, store: &Store) -> anyhow::Error {
-    anyhow::anyhow!(
-        "model {model} has not been indexed in {} (indexed: {}); run `imgsim index --model \
-         {model} DIR`",
-        db_dir.display(),
-        indexed_models(store),
-    )
-}
-
-fn indexed_models(store: &Store) -> String {
-    match store.tables() {
-        Ok(t) if !t.is_empty() => t
-            .iter()
-            .map(|t| t.model.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-        _ => "none".into(),
     }
 }

@@ -153,13 +153,7 @@ pub fn run(
     progress: &mut dyn Progress,
 ) -> Result<Retrieval> {
     let (vectors, extraction) = extract(embedder, cache, &set.images, progress)?;
-    let embedded: Vec<usize> = (0..set.images.len())
-        .filter(|&i| vectors[i].is_some())
-        .collect();
-    let pool: Vec<&[f32]> = embedded
-        .iter()
-        .map(|&i| vectors[i].as_deref().expect("embedded"))
-        .collect();
+    let (embedded, pool) = pool_of(&vectors);
     progress.start("searching", pool.len());
     // One more than k: the query finds itself, which does not count.
     let hits = exact_top_k(&pool, &pool, k + 1)?;
@@ -202,6 +196,15 @@ pub fn run(
     })
 }
 
+/// The images that were embedded (their indices in the set) and their vectors.
+fn pool_of(vectors: &[Option<Vec<f32>>]) -> (Vec<usize>, Vec<&[f32]>) {
+    vectors
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| Some((i, v.as_deref()?)))
+        .unzip()
+}
+
 /// The prompt of a category in zero-shot retrieval (CLIP's paper's basic template).
 pub fn prompt(category: &str) -> String {
     format!("a photo of a {category}")
@@ -219,13 +222,7 @@ pub fn run_text(
     progress: &mut dyn Progress,
 ) -> Result<Retrieval> {
     let (vectors, extraction) = extract(embedder, cache, &set.images, progress)?;
-    let embedded: Vec<usize> = (0..set.images.len())
-        .filter(|&i| vectors[i].is_some())
-        .collect();
-    let pool: Vec<&[f32]> = embedded
-        .iter()
-        .map(|&i| vectors[i].as_deref().expect("embedded"))
-        .collect();
+    let (embedded, pool) = pool_of(&vectors);
     let present: BTreeSet<u32> = embedded
         .iter()
         .flat_map(|&i| set.categories[i].iter().copied())

@@ -66,7 +66,8 @@ impl ClipConfig {
     }
 }
 
-const NAMES: BlockNames = BlockNames {
+/// Block weight names, the same in both CLIP towers.
+pub(super) const NAMES: BlockNames = BlockNames {
     norm1: "layer_norm1",
     query: "self_attn.q_proj",
     key: "self_attn.k_proj",

@@ -14,7 +14,8 @@ use candle_core::{Device, Module, Tensor};
 use candle_nn::{Embedding, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
-use super::vit::{Activation, Block, BlockConfig, BlockNames, Linear};
+use super::clip::NAMES;
+use super::vit::{Activation, Block, BlockConfig, Linear};
 use crate::error::{Error, Result};
 
 /// The fields of CLIP's `text_config` that shape the network. Defaults are transformers'.
@@ -93,19 +94,6 @@ pub fn pool_position(ids: &[u32], eos_token_id: u32) -> usize {
         ids.iter().position(|&id| id == eos_token_id).unwrap_or(0)
     }
 }
-
-const NAMES: BlockNames = BlockNames {
-    norm1: "layer_norm1",
-    query: "self_attn.q_proj",
-    key: "self_attn.k_proj",
-    value: "self_attn.v_proj",
-    out: "self_attn.out_proj",
-    norm2: "layer_norm2",
-    fc1: "mlp.fc1",
-    fc2: "mlp.fc2",
-    layer_scale1: "",
-    layer_scale2: "",
-};
 
 pub struct ClipText {
     token_embedding: Embedding,

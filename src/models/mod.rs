@@ -426,13 +426,8 @@ pub fn has_text_tower(source: &WeightsSource) -> bool {
 /// The one row of `[1, dim]`, divided by its L2 norm (at least 1e-12, as
 /// `torch.nn.functional.normalize`).
 pub fn normalized(embedding: &Tensor) -> Result<Vec<f32>> {
-    let mut v: Vec<f32> = embedding
-        .to_device(&Device::Cpu)?
-        .flatten_all()?
-        .to_vec1()?;
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-    v.iter_mut().for_each(|x| *x /= norm);
-    Ok(v)
+    let mut rows = crate::embed::l2_normalize_rows(embedding)?;
+    Ok(rows.swap_remove(0))
 }
 
 fn build(

@@ -412,17 +412,9 @@ fn similar(
     request: &SimilarRequest,
     image: &[u8],
 ) -> Result<Response> {
-    let wanted = match &request.model_dir {
-        Some(dir) => ModelKey::Dir(dir.clone()),
-        None => ModelKey::of(&crate::models::source_for(&request.model)?),
-    };
-    let Some(i) = keys.iter().position(|k| *k == wanted) else {
-        let loaded = shared
-            .models
-            .iter()
-            .map(|m| m.model().name.clone())
-            .collect();
-        return Ok(Response::NotLoaded { loaded });
+    let (_, i) = match held(shared, keys, &request.model, request.model_dir.as_ref())? {
+        Ok(held) => held,
+        Err(not_loaded) => return Ok(not_loaded),
     };
     let embedder = &shared.models[i];
     let model = embedder.model();
@@ -440,14 +432,7 @@ fn similar(
         filter: request.filter.as_deref(),
         min_score: request.min_score,
     };
-    let embed = || {
-        let decoded = crate::decode::decode_bytes_for(image, model.preprocess.shortest_edge)
-            .map_err(|source| Error::Decode {
-                path: PathBuf::from(&request.query_path),
-                error: source,
-            })?;
-        embedder.embed_image(&decoded)
-    };
+    let embed = || embed_bytes(embedder, image, &request.query_path);
     let _one_at_a_time = shared.queries.lock().unwrap_or_else(|e| e.into_inner());
     let results = search::similar(&table, &query, embed, Some(&shared.filters))?;
     Ok(Response::Hits {
@@ -465,6 +450,41 @@ fn similar(
     })
 }
 
+/// The model a client names, if the daemon holds it: its key and its index in
+/// `shared.models`; else the answer that sends the client to work directly.
+fn held(
+    shared: &Shared,
+    keys: &[ModelKey],
+    model: &str,
+    model_dir: Option<&PathBuf>,
+) -> Result<std::result::Result<(ModelKey, usize), Response>> {
+    let wanted = match model_dir {
+        Some(dir) => ModelKey::Dir(dir.clone()),
+        None => ModelKey::of(&crate::models::source_for(model)?),
+    };
+    Ok(match keys.iter().position(|k| *k == wanted) {
+        Some(i) => Ok((wanted, i)),
+        None => Err(Response::NotLoaded {
+            loaded: shared
+                .models
+                .iter()
+                .map(|m| m.model().name.clone())
+                .collect(),
+        }),
+    })
+}
+
+/// The embedding of a picture a client sent (`path` names it in errors).
+fn embed_bytes(embedder: &crate::embed::Embedder, image: &[u8], path: &str) -> Result<Vec<f32>> {
+    let shortest_edge = embedder.model().preprocess.shortest_edge;
+    let decoded =
+        crate::decode::decode_bytes_for(image, shortest_edge).map_err(|source| Error::Decode {
+            path: PathBuf::from(path),
+            error: source,
+        })?;
+    embedder.embed_image(&decoded)
+}
+
 /// `search` on the daemon's loaded models: words through its text tower (loaded on first
 /// use, recent texts remembered), pictures through its image tower or their stored vectors.
 fn search_terms(
@@ -473,17 +493,9 @@ fn search_terms(
     request: &SearchRequest,
     images: &[u8],
 ) -> Result<Response> {
-    let wanted = match &request.model_dir {
-        Some(dir) => ModelKey::Dir(dir.clone()),
-        None => ModelKey::of(&crate::models::source_for(&request.model)?),
-    };
-    let Some(i) = keys.iter().position(|k| *k == wanted) else {
-        let loaded = shared
-            .models
-            .iter()
-            .map(|m| m.model().name.clone())
-            .collect();
-        return Ok(Response::NotLoaded { loaded });
+    let (wanted, i) = match held(shared, keys, &request.model, request.model_dir.as_ref())? {
+        Ok(held) => held,
+        Err(not_loaded) => return Ok(not_loaded),
     };
     let embedder = &shared.models[i];
     let model = embedder.model();
@@ -518,15 +530,7 @@ fn search_terms(
                 exclude.push(path.as_str());
                 match stored(path)? {
                     Some(vector) => (vector, "indexed"),
-                    None => {
-                        let decoded =
-                            crate::decode::decode_bytes_for(image, model.preprocess.shortest_edge)
-                                .map_err(|source| Error::Decode {
-                                    path: PathBuf::from(path),
-                                    error: source,
-                                })?;
-                        (embedder.embed_image(&decoded)?, "image")
-                    }
+                    None => (embed_bytes(embedder, image, path)?, "image"),
                 }
             }
         };
@@ -542,9 +546,11 @@ fn search_terms(
             kinds,
         });
     };
+    let indexed = table.count()?;
     let hits = search::nearest(
         &table,
         &vector,
+        indexed,
         &search::Narrowing {
             k: request.k,
             filter: request.filter.as_deref(),
@@ -562,7 +568,7 @@ fn search_terms(
                 score: h.score,
             })
             .collect(),
-        indexed: table.count()?,
+        indexed,
         kinds,
     })
 }
