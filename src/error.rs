@@ -108,8 +108,9 @@ pub enum Error {
 
     /// A `--where` filter that does not parse.
     #[error(
-        "--where {query:?}: {reason} (fields: name, dir, ext, tag; \
-         e.g. 'name:beach* AND tag:2023 -ext:png')"
+        "--where {query:?}: {reason} (fields: name, dir, ext, tag, taken, camera, lens, \
+         format, iso, focal, has, near; e.g. 'name:beach* AND tag:2023 -ext:png', \
+         'taken:[2023-06-01 TO 2023-08-31] AND camera:pixel*', 'has:gps near:48.86,2.29,10')"
     )]
     Query { query: String, reason: String },
 

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
+use crate::metadata::Meta;
 use crate::progress::Progress;
 use crate::scan::{walk_library, walk_paths, Found};
 use crate::store::{FileState, ModelTable, Row};
@@ -50,6 +51,10 @@ pub struct IndexSummary {
     /// Files left for a later pass (still being written).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub deferred: usize,
+    /// Unchanged files whose rows had no metadata yet (a database from before imgsim kept
+    /// it): read and written into their rows, vectors as they were (nothing embedded).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub described: usize,
     /// The pass was stopped before the end (a signal); the next one completes it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stopped: bool,
@@ -154,23 +159,36 @@ pub fn sync(
         })
         .collect();
 
-    // New and changed files need their content hash; unchanged ones are not read.
+    // New and changed files need their content hash and metadata; unchanged ones are not
+    // read (but for the metadata of rows written before imgsim kept it).
     let mut to_hash: Vec<(&Found, bool)> = Vec::new();
+    let mut to_describe: Vec<&Found> = Vec::new();
     for f in &found {
         match existing.get(&path_string(&f.path)) {
             Some(state) if state.size == f.size && state.mtime_ns == f.mtime_ns => {
-                summary.unchanged += 1
+                summary.unchanged += 1;
+                if !state.described {
+                    to_describe.push(f);
+                }
             }
             Some(_) => to_hash.push((f, true)),
             None => to_hash.push((f, false)),
         }
     }
+    describe_unchanged(table, &to_describe, &mut summary, progress)?;
     progress.start("hashing", to_hash.len());
     let hashed: Vec<(&Found, bool, std::io::Result<String>)> = to_hash
         .par_iter()
         .map(|&(f, changed)| (f, changed, hash_file(&f.path)))
         .collect();
     progress.advance(hashed.len());
+    // Read beside the hashing (the file is in the page cache by then).
+    let metas: HashMap<&Path, Meta> = hashed
+        .par_iter()
+        .filter(|(_, _, hash)| hash.is_ok())
+        .map(|(f, _, _)| (f.path.as_path(), describe_found(f)))
+        .collect();
+    let meta_of = |f: &Found| metas.get(f.path.as_path()).cloned().unwrap_or_default();
 
     let mut gone_by_hash: HashMap<&str, Vec<&String>> = HashMap::new();
     for (path, state) in &gone {
@@ -239,14 +257,14 @@ pub fn sync(
     let mut pending: Vec<Row> = Vec::new();
     for (f, hash, old) in &moves {
         let from = stored.get(hash).ok_or_else(|| missing_row(table, old))?;
-        pending.push(row_for(f, from.clone(), now));
+        pending.push(row_for(f, from.clone(), now, meta_of(f)));
     }
     for (f, hash) in &copies {
         let from = stored.get(hash).ok_or_else(|| missing_row(table, hash))?;
         // A copy is another file: it does not inherit the original's tags.
         pending.push(Row {
             tags: Vec::new(),
-            ..row_for(f, from.clone(), now)
+            ..row_for(f, from.clone(), now, meta_of(f))
         });
     }
     flush_if_full(table, &mut pending, 0)?;
@@ -282,10 +300,11 @@ pub fn sync(
                         indexed_at: now,
                         tags: Vec::new(),
                         vector,
+                        meta: meta_of(f),
                     };
                     if leader {
                         for copy in later_copies.get(hash).into_iter().flatten() {
-                            pending.push(row_for(copy, row.clone(), now));
+                            pending.push(row_for(copy, row.clone(), now, meta_of(copy)));
                         }
                     }
                     pending.push(row);
@@ -367,15 +386,58 @@ fn is_vanished(error: &Error) -> bool {
     }
 }
 
-/// `content`'s row (hash, size in pixels, vector, tags) for the file `f`.
-fn row_for(f: &Found, content: Row, now: i64) -> Row {
+/// `content`'s row (hash, size in pixels, vector, tags) for the file `f`, with `f`'s own
+/// metadata (a copy's file time is its own).
+fn row_for(f: &Found, content: Row, now: i64, meta: Meta) -> Row {
     Row {
         path: path_string(&f.path),
         size: f.size,
         mtime_ns: f.mtime_ns,
         indexed_at: now,
+        meta,
         ..content
     }
+}
+
+/// The metadata of a file found by the walk; a file in no known format (it will fail to
+/// decode and be reported then) gets its file time alone.
+fn describe_found(f: &Found) -> Meta {
+    crate::metadata::describe(&f.path, f.mtime_ns).unwrap_or_else(|| Meta {
+        taken: Some(crate::metadata::file_time(f.mtime_ns)),
+        ..Meta::default()
+    })
+}
+
+/// Reads the metadata of unchanged files whose rows have none (written before imgsim kept
+/// it) and writes it into their rows: the vectors are copied as they are, nothing is
+/// embedded. In batches, each one commit.
+fn describe_unchanged(
+    table: &ModelTable<'_>,
+    files: &[&Found],
+    summary: &mut IndexSummary,
+    progress: &mut dyn Progress,
+) -> Result<()> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    progress.start("reading metadata", files.len());
+    for chunk in files.chunks(WRITE_BATCH) {
+        let metas: HashMap<String, Meta> = chunk
+            .par_iter()
+            .map(|f| (path_string(&f.path), describe_found(f)))
+            .collect();
+        let keys: Vec<&str> = metas.keys().map(String::as_str).collect();
+        let mut rows = table.rows_of_paths(&keys)?;
+        for row in &mut rows {
+            if let Some(meta) = metas.get(&row.path) {
+                row.meta = meta.clone();
+            }
+        }
+        table.upsert(&rows)?;
+        summary.described += rows.len();
+        progress.advance(chunk.len());
+    }
+    Ok(())
 }
 
 fn flush_if_full(table: &ModelTable<'_>, pending: &mut Vec<Row>, at_least: usize) -> Result<()> {

@@ -161,6 +161,7 @@ pub fn run(
                 indexed_at: 0,
                 tags: Vec::new(),
                 vector: v.to_vec(),
+                meta: Default::default(),
             })
             .collect();
         table.append(&rows)?;

@@ -31,6 +31,86 @@ pub struct StatusLine {
     /// Data files of the table that cannot be read (`imgsim repair` drops their rows).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub damaged: Vec<String>,
+    /// What the photos say about themselves, over all rows.
+    #[serde(default)]
+    pub photos: Photos,
+}
+
+/// The span of dates and the formats of one table's photos.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Photos {
+    /// The earliest and latest local dates taken (`2023-06-01T00:30:00+02:00`), file times
+    /// included where a photo has no date of its own.
+    pub taken_first: Option<String>,
+    pub taken_last: Option<String>,
+    /// Photos dated by their file time (no date in the file).
+    pub dated_by_file: usize,
+    /// Rows per format (by content).
+    pub formats: std::collections::BTreeMap<String, usize>,
+    pub with_camera: usize,
+    pub with_gps: usize,
+    /// Rows whose metadata was not read yet (a database from before imgsim kept it: the next
+    /// `index` or `watch` pass reads it).
+    pub not_read: usize,
+}
+
+impl Photos {
+    fn of(metas: &[imgsim::metadata::Meta], rows: usize) -> Self {
+        let mut photos = Photos {
+            not_read: rows.saturating_sub(metas.iter().filter(|m| m.is_read()).count()),
+            ..Photos::default()
+        };
+        let dated: Vec<&imgsim::metadata::Taken> =
+            metas.iter().filter_map(|m| m.taken.as_ref()).collect();
+        photos.taken_first = dated.iter().min_by_key(|t| t.local_ns).map(|t| t.display());
+        photos.taken_last = dated.iter().max_by_key(|t| t.local_ns).map(|t| t.display());
+        photos.dated_by_file = dated
+            .iter()
+            .filter(|t| t.source == imgsim::metadata::TakenFrom::File)
+            .count();
+        for meta in metas {
+            if let Some(format) = &meta.format {
+                *photos.formats.entry(format.clone()).or_default() += 1;
+            }
+            photos.with_camera += usize::from(meta.camera().is_some());
+            photos.with_gps += usize::from(meta.gps.is_some());
+        }
+        photos
+    }
+
+    /// One line for people, or none for an empty table.
+    fn line(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if let (Some(first), Some(last)) = (&self.taken_first, &self.taken_last) {
+            let day = |t: &str| t.get(..10).unwrap_or(t).to_string();
+            let mut span = format!("taken {} to {}", day(first), day(last));
+            if self.dated_by_file > 0 {
+                span.push_str(&format!(" ({} dated by file time)", self.dated_by_file));
+            }
+            parts.push(span);
+        }
+        if !self.formats.is_empty() {
+            let formats: Vec<String> = self
+                .formats
+                .iter()
+                .map(|(f, n)| format!("{f} {n}"))
+                .collect();
+            parts.push(formats.join(", "));
+        }
+        if self.with_camera > 0 || self.with_gps > 0 {
+            parts.push(format!(
+                "{} with a camera, {} with GPS",
+                self.with_camera, self.with_gps
+            ));
+        }
+        if self.not_read > 0 {
+            parts.push(format!(
+                "{} without metadata yet (`imgsim index DIR` reads it, embedding nothing)",
+                self.not_read
+            ));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
 }
 
 pub fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
@@ -48,7 +128,9 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
             .collect();
         let vector_index = table.vector_index()?;
         let images = table.count()?;
+        let photos = Photos::of(&table.metas()?, images);
         lines.push(StatusLine {
+            photos,
             damaged,
             vector_index: vector_index.is_some(),
             unindexed_rows: vector_index.map_or(images, |(_, unindexed)| unindexed),
@@ -90,6 +172,9 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
                 human_bytes(l.bytes),
                 l.dim
             );
+            if let Some(photos) = l.photos.line() {
+                println!("  {photos}");
+            }
             for file in &l.damaged {
                 println!("  damaged: {file}");
             }

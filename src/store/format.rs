@@ -14,6 +14,13 @@
 //!   UTF-8 names are format-2 rows as they are, so the step from 1 is writing the marker.
 //!   (A format-1 row of a name that was not UTF-8 names no file; the next `index` of its
 //!   folder removes it and adds the file under its true name.)
+//! - 3: the tables have the metadata columns (`rows::meta_fields`: format, date taken, camera,
+//!   lens, exposure, GPS, orientation). A format-2 table gains them as nulls when a writable
+//!   imgsim first opens it (LanceDB adds all-null columns to the schema alone: no data file
+//!   is rewritten, no vector is touched); the next `index` or `watch` pass reads each file's
+//!   metadata and updates its row in place, without embedding anything. Until then a row
+//!   without metadata matches no metadata filter. Format-2 imgsim refuses a format-3
+//!   database (it would write rows without the new columns).
 
 use std::path::Path;
 
@@ -22,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// The format this imgsim writes.
-pub const CURRENT: u32 = 2;
+pub const CURRENT: u32 = 3;
 
 /// A database without a marker was written before markers existed.
 const UNMARKED: u32 = 1;
@@ -119,6 +126,8 @@ fn upgrade(dir: &Path, from: u32) -> Result<()> {
         match format {
             // 1 -> 2: the tables stay as they are (see the module docs).
             1 => {}
+            // 2 -> 3: each table is given its new columns when it is opened (`Store::table`).
+            2 => {}
             _ => unreachable!("no format {format} was ever written"),
         }
     }

@@ -52,6 +52,9 @@ pub struct Store {
     runtime: tokio::runtime::Runtime,
     db: lancedb::Connection,
     session: std::sync::Arc<lance::session::Session>,
+    /// Whether this process can write the folder (tables of older formats are upgraded
+    /// only then).
+    writable: bool,
 }
 
 fn store_error(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -133,6 +136,7 @@ impl Store {
         } else {
             format::check(dir, writable(dir))?;
         }
+        let writable = writable(dir);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -153,6 +157,7 @@ impl Store {
             runtime,
             db,
             session,
+            writable,
         })
     }
 
@@ -199,11 +204,8 @@ impl Store {
             return Ok(None);
         };
         let table = self.block_on(self.db.open_table(&info.table).execute())?;
-        Ok(Some(ModelTable {
-            store: self,
-            table,
-            info,
-        }))
+        let table = ModelTable::opened(self, table, info)?;
+        Ok(Some(table))
     }
 
     /// The table of a model, created empty on first use.
@@ -238,11 +240,7 @@ impl Store {
         let path = self.dir.join(MANIFEST);
         let text = serde_json::to_string_pretty(&all).expect("serialisable");
         crate::util::write_atomic(&path, text.as_bytes()).map_err(|e| store_error(&path, e))?;
-        Ok(ModelTable {
-            store: self,
-            table,
-            info,
-        })
+        ModelTable::opened(self, table, info)
     }
 }
 
@@ -312,6 +310,7 @@ mod tests {
             indexed_at: 0,
             tags: vec!["a".into()],
             vector,
+            meta: Default::default(),
         }
     }
 

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use arrow_array::builder::{ListBuilder, StringBuilder};
 use arrow_array::types::Float32Type;
 use arrow_array::{
-    Array, FixedSizeListArray, Float32Array, Int64Array, ListArray, RecordBatch, StringArray,
-    UInt32Array, UInt64Array,
+    Array, ArrayRef, FixedSizeListArray, Float32Array, Float64Array, Int32Array, Int64Array,
+    ListArray, RecordBatch, StringArray, UInt32Array, UInt64Array,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::{Error, Result};
+use crate::metadata::{Gps, Meta, Taken, TakenFrom};
 
 /// One indexed file under one model (serialisable for the journal of `dupes --apply`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -30,6 +31,10 @@ pub struct Row {
     pub indexed_at: i64,
     pub tags: Vec<String>,
     pub vector: Vec<f32>,
+    /// What the photo says about itself (format, EXIF). Rows of databases written before
+    /// imgsim kept it have none until the next pass reads it.
+    #[serde(default)]
+    pub meta: Meta,
 }
 
 /// What the indexer compares with the disk.
@@ -38,6 +43,8 @@ pub struct FileState {
     pub size: u64,
     pub mtime_ns: i64,
     pub hash: String,
+    /// Whether the row's metadata was read (see [`Meta::is_read`]).
+    pub described: bool,
 }
 
 /// A search hit: the cosine similarity recomputed from the stored vector.
@@ -52,6 +59,7 @@ pub struct Hit {
 pub struct FilterRow {
     pub path: String,
     pub tags: Vec<String>,
+    pub meta: Meta,
 }
 
 /// Best first; equal scores by path, so that results are stable.
@@ -79,7 +87,7 @@ pub fn sql_in<S: AsRef<str>>(column: &str, values: &[S]) -> String {
 pub const IN_CHUNK: usize = 500;
 
 pub fn schema(dim: usize) -> SchemaRef {
-    Arc::new(Schema::new(vec![
+    let mut fields = vec![
         Field::new("path", DataType::Utf8, false),
         Field::new("size", DataType::UInt64, false),
         Field::new("mtime_ns", DataType::Int64, false),
@@ -100,7 +108,122 @@ pub fn schema(dim: usize) -> SchemaRef {
             ),
             true,
         ),
-    ]))
+    ];
+    fields.extend(meta_fields());
+    Arc::new(Schema::new(fields))
+}
+
+/// The metadata columns (format 3), all nullable: added to older tables as nulls, in place,
+/// and filled by the next pass (see `store::format`). After the vector, in this order.
+pub fn meta_fields() -> Vec<Field> {
+    vec![
+        Field::new("format", DataType::Utf8, true),
+        Field::new("taken_local_ns", DataType::Int64, true),
+        Field::new("taken_offset_min", DataType::Int32, true),
+        Field::new("taken_source", DataType::Utf8, true),
+        Field::new("make", DataType::Utf8, true),
+        Field::new("model", DataType::Utf8, true),
+        Field::new("lens", DataType::Utf8, true),
+        Field::new("focal_mm", DataType::Float32, true),
+        Field::new("iso", DataType::UInt32, true),
+        Field::new("exposure_s", DataType::Float32, true),
+        Field::new("gps_lat", DataType::Float64, true),
+        Field::new("gps_lon", DataType::Float64, true),
+        Field::new("gps_alt", DataType::Float64, true),
+        Field::new("orientation", DataType::UInt32, true),
+    ]
+}
+
+/// The metadata column names, for queries that read them.
+pub fn meta_columns() -> Vec<String> {
+    meta_fields().iter().map(|f| f.name().clone()).collect()
+}
+
+/// The metadata of row `i` of a batch; none where the batch has no metadata columns (a
+/// table of an older database, read where it cannot be upgraded).
+pub fn meta_of(batch: &RecordBatch, i: usize) -> Meta {
+    fn get<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Option<&'a T> {
+        batch.column_by_name(name)?.as_any().downcast_ref::<T>()
+    }
+    fn text(batch: &RecordBatch, name: &str, i: usize) -> Option<String> {
+        let a = get::<StringArray>(batch, name)?;
+        a.is_valid(i).then(|| a.value(i).to_string())
+    }
+    macro_rules! value {
+        ($ty:ty, $name:expr) => {
+            get::<$ty>(batch, $name).and_then(|a| a.is_valid(i).then(|| a.value(i)))
+        };
+    }
+    let taken = match (
+        value!(Int64Array, "taken_local_ns"),
+        text(batch, "taken_source", i).and_then(|s| TakenFrom::parse(&s)),
+    ) {
+        (Some(local_ns), Some(source)) => Some(Taken {
+            local_ns,
+            offset_min: value!(Int32Array, "taken_offset_min"),
+            source,
+        }),
+        _ => None,
+    };
+    let gps = match (
+        value!(Float64Array, "gps_lat"),
+        value!(Float64Array, "gps_lon"),
+    ) {
+        (Some(lat), Some(lon)) => Some(Gps {
+            lat,
+            lon,
+            alt: value!(Float64Array, "gps_alt"),
+        }),
+        _ => None,
+    };
+    Meta {
+        format: text(batch, "format", i),
+        taken,
+        make: text(batch, "make", i),
+        model: text(batch, "model", i),
+        lens: text(batch, "lens", i),
+        focal_mm: value!(Float32Array, "focal_mm"),
+        iso: value!(UInt32Array, "iso"),
+        exposure_s: value!(Float32Array, "exposure_s"),
+        gps,
+        orientation: value!(UInt32Array, "orientation").and_then(|o| u16::try_from(o).ok()),
+    }
+}
+
+/// The metadata columns of `rows`, in [`meta_fields`]' order.
+fn meta_arrays(rows: &[&Row]) -> Vec<ArrayRef> {
+    let metas: Vec<&Meta> = rows.iter().map(|r| &r.meta).collect();
+    let strings = |f: fn(&Meta) -> Option<&str>| -> ArrayRef {
+        Arc::new(StringArray::from_iter(metas.iter().map(|m| f(m))))
+    };
+    vec![
+        strings(|m| m.format.as_deref()),
+        Arc::new(Int64Array::from_iter(
+            metas.iter().map(|m| m.taken.map(|t| t.local_ns)),
+        )),
+        Arc::new(Int32Array::from_iter(
+            metas.iter().map(|m| m.taken.and_then(|t| t.offset_min)),
+        )),
+        strings(|m| m.taken.map(|t| t.source.as_str())),
+        strings(|m| m.make.as_deref()),
+        strings(|m| m.model.as_deref()),
+        strings(|m| m.lens.as_deref()),
+        Arc::new(Float32Array::from_iter(metas.iter().map(|m| m.focal_mm))),
+        Arc::new(UInt32Array::from_iter(metas.iter().map(|m| m.iso))),
+        Arc::new(Float32Array::from_iter(metas.iter().map(|m| m.exposure_s))),
+        Arc::new(Float64Array::from_iter(
+            metas.iter().map(|m| m.gps.map(|g| g.lat)),
+        )),
+        Arc::new(Float64Array::from_iter(
+            metas.iter().map(|m| m.gps.map(|g| g.lon)),
+        )),
+        Arc::new(Float64Array::from_iter(
+            metas.iter().map(|m| m.gps.and_then(|g| g.alt)),
+        )),
+        Arc::new(UInt32Array::from_iter(
+            metas.iter().map(|m| m.orientation.map(u32::from)),
+        )),
+    ]
 }
 
 pub fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> &'a T {
@@ -155,6 +278,7 @@ pub fn rows_of(batch: &RecordBatch) -> Vec<Row> {
             indexed_at: indexed.value(i),
             tags: string_list(tags, i),
             vector: vector(vectors, i),
+            meta: meta_of(batch, i),
         })
         .collect()
 }
@@ -178,7 +302,7 @@ pub fn record_batch(rows: &[&Row], dim: usize) -> Result<RecordBatch> {
     let batch = RecordBatch::try_new(
         schema(dim),
         vec![
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.path))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.path))) as ArrayRef,
             Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.size))),
             Arc::new(Int64Array::from_iter_values(
                 rows.iter().map(|r| r.mtime_ns),
@@ -197,7 +321,10 @@ pub fn record_batch(rows: &[&Row], dim: usize) -> Result<RecordBatch> {
                     dim as i32,
                 ),
             ),
-        ],
+        ]
+        .into_iter()
+        .chain(meta_arrays(rows))
+        .collect(),
     )
     .expect("the columns follow the schema");
     Ok(batch)
@@ -219,10 +346,31 @@ mod tests {
             indexed_at: 9,
             tags: vec!["a".into(), "b c".into()],
             vector: vec![0.6, 0.8],
+            meta: Meta {
+                format: Some("jpeg".into()),
+                taken: Some(Taken {
+                    local_ns: 1_685_579_400_000_000_000,
+                    offset_min: Some(120),
+                    source: TakenFrom::Exif,
+                }),
+                make: Some("Google".into()),
+                model: Some("Pixel 7".into()),
+                lens: None,
+                focal_mm: Some(6.8),
+                iso: Some(100),
+                exposure_s: Some(0.01),
+                gps: Some(Gps {
+                    lat: -33.85,
+                    lon: 151.2,
+                    alt: None,
+                }),
+                orientation: Some(6),
+            },
         };
         let empty = Row {
             tags: Vec::new(),
             path: "/q".into(),
+            meta: Meta::default(),
             ..row.clone()
         };
         let batch = record_batch(&[&row, &empty], 2).unwrap();

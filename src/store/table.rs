@@ -6,15 +6,15 @@
 use std::collections::{HashMap, HashSet};
 
 use arrow_array::RecordBatchIterator;
-use arrow_array::{FixedSizeListArray, Int64Array, ListArray, RecordBatch, UInt64Array};
+use arrow_array::{Array, FixedSizeListArray, Int64Array, ListArray, RecordBatch, UInt64Array};
 use futures::TryStreamExt;
 use lancedb::query::{ExecutableQuery, QueryBase, Select};
 use lancedb::DistanceType;
 
 use super::filter::FilterIndex;
 use super::rows::{
-    column, record_batch, rows_of, sort_hits, sql_in, sql_quote, string_list, strings, vector,
-    FileState, FilterRow, Hit, Row, IN_CHUNK,
+    column, meta_columns, meta_of, record_batch, rows_of, sort_hits, sql_in, sql_quote,
+    string_list, strings, vector, FileState, FilterRow, Hit, Row, IN_CHUNK,
 };
 use super::vector_index::{exact_scan_pays, NPROBES, REFINE_FACTOR};
 use super::{Store, TableInfo};
@@ -26,6 +26,9 @@ pub struct ModelTable<'a> {
     pub(super) store: &'a Store,
     pub(super) table: lancedb::Table,
     pub info: TableInfo,
+    /// Whether the table has the metadata columns (format 3); a table of an older database
+    /// opened where it cannot be written has not.
+    has_meta: bool,
 }
 
 /// How long old versions of a table are kept: longer than any read takes (a search, or
@@ -33,6 +36,45 @@ pub struct ModelTable<'a> {
 /// until it ends). Versions are removed only by a compaction, which holds the writer lock, so
 /// no writer's version can be removed under it.
 pub const KEEP_VERSIONS: lancedb::table::Duration = lancedb::table::Duration::minutes(5);
+
+impl<'a> ModelTable<'a> {
+    /// A table just opened, given the metadata columns if it lacks them and the database
+    /// can be written (the upgrade to format 3: a schema change, no data rewritten).
+    pub(super) fn opened(store: &'a Store, table: lancedb::Table, info: TableInfo) -> Result<Self> {
+        let mut opened = Self {
+            store,
+            table,
+            info,
+            has_meta: false,
+        };
+        opened.has_meta = opened.schema_has_meta()?;
+        if !opened.has_meta && store.writable {
+            let missing =
+                std::sync::Arc::new(arrow_schema::Schema::new(super::rows::meta_fields()));
+            let added = store.block_on(
+                opened
+                    .table
+                    .add_columns()
+                    .transform(lance::dataset::NewColumnTransform::AllNulls(missing))
+                    .execute(),
+            );
+            if let Err(e) = added {
+                // Another process may have added them a moment before: then they are there.
+                opened.block_on(opened.table.checkout_latest())?;
+                if !opened.schema_has_meta()? {
+                    return Err(opened.explain(e));
+                }
+            }
+            opened.has_meta = true;
+        }
+        Ok(opened)
+    }
+
+    fn schema_has_meta(&self) -> Result<bool> {
+        let schema = self.block_on(self.table.schema())?;
+        Ok(schema.column_with_name("format").is_some())
+    }
+}
 
 impl ModelTable<'_> {
     pub(super) fn block_on<T>(
@@ -57,17 +99,18 @@ impl ModelTable<'_> {
 
     /// Path -> size, mtime and hash of every row.
     pub fn files(&self) -> Result<HashMap<String, FileState>> {
-        let batches = self.collect(
-            self.table
-                .query()
-                .select(Select::columns(&["path", "size", "mtime_ns", "hash"])),
-        )?;
+        let mut columns = vec!["path", "size", "mtime_ns", "hash"];
+        if self.has_meta {
+            columns.push("format");
+        }
+        let batches = self.collect(self.table.query().select(Select::columns(&columns)))?;
         let mut files = HashMap::new();
         for batch in &batches {
             let paths = strings(batch, "path");
             let sizes = column::<UInt64Array>(batch, "size");
             let mtimes = column::<Int64Array>(batch, "mtime_ns");
             let hashes = strings(batch, "hash");
+            let formats = batch.column_by_name("format");
             for i in 0..batch.num_rows() {
                 files.insert(
                     paths.value(i).to_string(),
@@ -75,6 +118,7 @@ impl ModelTable<'_> {
                         size: sizes.value(i),
                         mtime_ns: mtimes.value(i),
                         hash: hashes.value(i).to_string(),
+                        described: formats.is_some_and(|f| f.is_valid(i)),
                     },
                 );
             }
@@ -317,13 +361,13 @@ impl ModelTable<'_> {
         Ok(())
     }
 
-    /// Path and tags of every row, for the filter index.
+    /// Path, tags and metadata of every row, for the filter index.
     pub fn filter_rows(&self) -> Result<Vec<FilterRow>> {
-        let batches = self.collect(
-            self.table
-                .query()
-                .select(Select::columns(&["path", "tags"])),
-        )?;
+        let mut columns = vec!["path".to_string(), "tags".to_string()];
+        if self.has_meta {
+            columns.extend(meta_columns());
+        }
+        let batches = self.collect(self.table.query().select(Select::columns(&columns)))?;
         let mut rows = Vec::new();
         for batch in &batches {
             let paths = strings(batch, "path");
@@ -332,10 +376,28 @@ impl ModelTable<'_> {
                 rows.push(FilterRow {
                     path: paths.value(i).to_string(),
                     tags: string_list(tags, i),
+                    meta: meta_of(batch, i),
                 });
             }
         }
         Ok(rows)
+    }
+
+    /// The metadata of every row (none for a table without the metadata columns).
+    pub fn metas(&self) -> Result<Vec<crate::metadata::Meta>> {
+        if !self.has_meta {
+            return Ok(Vec::new());
+        }
+        let batches = self.collect(self.table.query().select(Select::columns(&meta_columns())))?;
+        Ok(batches
+            .iter()
+            .flat_map(|b| (0..b.num_rows()).map(|i| meta_of(b, i)))
+            .collect())
+    }
+
+    /// Whether this table has the metadata columns (see [`Self::opened`]).
+    pub fn has_meta(&self) -> bool {
+        self.has_meta
     }
 
     /// The filter index of this table, rebuilt first if it does not match the table's

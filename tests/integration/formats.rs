@@ -69,7 +69,7 @@ fn a_database_of_the_previous_release_opens_and_is_upgraded_without_embedding_ag
         index.stdout()
     );
     let marker = std::fs::read_to_string(db.join("format.json")).unwrap();
-    assert!(marker.contains(r#""format": 2"#), "{marker}");
+    assert!(marker.contains(r#""format": 3"#), "{marker}");
     let all = cmd.run(&[
         "similar", "--db", db_arg, "--model", "phash", "-k", "20", query,
     ]);

@@ -139,6 +139,7 @@ fn where_filters_never_panic() {
         .map(|p| FilterRow {
             path: p.to_string(),
             tags: vec!["2023".into(), "holiday trip".into()],
+            meta: Default::default(),
         })
         .collect();
     let dir = std::env::temp_dir().join("imgsim-fuzz-filters");

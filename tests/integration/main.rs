@@ -9,6 +9,7 @@ mod fuzz;
 mod hub;
 mod index;
 mod parity;
+mod photos;
 mod soak;
 mod text;
 mod util;

@@ -1,0 +1,363 @@
+//! Photos as people have them: the metadata in every row (date taken with its time zone,
+//! camera, lens, GPS, format by content), the filters on it, EXIF orientation, and an older
+//! database gaining the metadata without embedding anything.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+
+use crate::util::*;
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum SimilarLine {
+    Hit { path: String },
+    Summary {},
+}
+
+#[derive(Debug, Deserialize)]
+struct IndexLine {
+    added: usize,
+    unchanged: usize,
+    failed: usize,
+    embedded: usize,
+    #[serde(default)]
+    described: usize,
+}
+
+#[derive(Debug, Deserialize)]
+struct Photos {
+    taken_first: Option<String>,
+    taken_last: Option<String>,
+    dated_by_file: usize,
+    formats: std::collections::BTreeMap<String, usize>,
+    with_camera: usize,
+    with_gps: usize,
+    not_read: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum StatusLine {
+    Model { photos: Photos },
+    Daemon {},
+}
+
+#[derive(Debug, Deserialize)]
+struct CompareLine {
+    cosine: f32,
+}
+
+fn exif_fixture(name: &str) -> PathBuf {
+    fixtures().join("exif").join(name)
+}
+
+/// Sets a file's modification time (seconds since the Unix epoch).
+fn set_mtime(path: &Path, seconds: u64) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds))
+        .unwrap();
+}
+
+/// The file names `similar` found, sorted.
+fn names(out: &Run) -> Vec<String> {
+    let mut names: Vec<String> = out
+        .json_lines::<SimilarLine>()
+        .into_iter()
+        .filter_map(|l| match l {
+            SimilarLine::Hit { path } => Some(path.rsplit('/').next().unwrap().to_string()),
+            SimilarLine::Summary {} => None,
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+fn photos_of(out: &Run) -> Photos {
+    out.json_lines::<StatusLine>()
+        .into_iter()
+        .find_map(|l| match l {
+            StatusLine::Model { photos } => Some(photos),
+            StatusLine::Daemon {} => None,
+        })
+        .expect("a model line")
+}
+
+/// A library of the EXIF fixtures (Paris at 00:30 on 1 June, +02:00; New York at 23:30 on
+/// 31 May, -04:00; a Nikon in January 2024 without a zone; a PNG without EXIF, its file time
+/// 23:30 UTC on 30 June 2023), indexed with phash under the time zone `tz`.
+struct Library {
+    _dir: tempfile::TempDir,
+    photos: PathBuf,
+    cmd: Imgsim,
+}
+
+impl Library {
+    fn new(tz: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let photos = dir.path().join("photos");
+        std::fs::create_dir(&photos).unwrap();
+        for name in ["paris.jpg", "newyork.jpg", "nikon.jpg", "plain.png"] {
+            std::fs::copy(exif_fixture(name), photos.join(name)).unwrap();
+        }
+        set_mtime(&photos.join("plain.png"), 1_688_167_800); // 2023-06-30T23:30:00Z
+        let cmd = Imgsim::new().env("TZ", tz);
+        let out = cmd.run(&["index", "--model", "phash", photos.to_str().unwrap()]);
+        out.assert_exit(0);
+        Library {
+            _dir: dir,
+            photos,
+            cmd,
+        }
+    }
+
+    /// The photos that a filter keeps, for a query picture from outside the library.
+    fn filtered(&self, filter: &str) -> Vec<String> {
+        let query = fixtures().join("images/tiny.png");
+        let out = self.cmd.run(&[
+            "similar",
+            "--model",
+            "phash",
+            "-k",
+            "10",
+            "--json",
+            "--where",
+            filter,
+            query.to_str().unwrap(),
+        ]);
+        let found = names(&out);
+        out.assert_exit(if found.is_empty() { 1 } else { 0 });
+        found
+    }
+}
+
+#[test]
+fn filters_narrow_by_date_camera_lens_place_and_format() {
+    let library = Library::new("UTC0");
+    let f = |q: &str| library.filtered(q);
+    // The photo's own clock decides its day: Paris at 00:30 is 1 June although it was
+    // still 31 May in UTC; New York at 23:30 is 31 May although it was already 1 June in UTC.
+    assert_eq!(f("taken:2023-06-01"), ["paris.jpg"]);
+    assert_eq!(f("taken:2023-05-31"), ["newyork.jpg"]);
+    assert_eq!(
+        f("taken:[2023-06-01 TO 2023-08-31]"),
+        ["paris.jpg", "plain.png"]
+    );
+    assert_eq!(f("taken:2023"), ["newyork.jpg", "paris.jpg", "plain.png"]);
+    assert_eq!(f("taken:>=2024-01"), ["nikon.jpg"]);
+    assert_eq!(f("camera:pixel*"), ["newyork.jpg"]);
+    assert_eq!(f("camera:nikon"), ["nikon.jpg"]);
+    assert_eq!(f("lens:*"), ["nikon.jpg", "paris.jpg"]);
+    assert_eq!(f("has:gps"), ["newyork.jpg", "paris.jpg"]);
+    assert_eq!(f("near:48.8584,2.2945,1"), ["paris.jpg"]);
+    assert_eq!(f("near:40.7,-74.0,10"), ["newyork.jpg"]);
+    assert_eq!(f("near:0,0,500"), Vec::<String>::new());
+    assert_eq!(f("format:png"), ["plain.png"]);
+    assert_eq!(f("format:jpg -has:gps"), ["nikon.jpg"]);
+    assert_eq!(f("iso:[100 TO 400]"), ["nikon.jpg"]);
+
+    // A date that is no date is refused with the forms that are.
+    let query = fixtures().join("images/tiny.png");
+    let out = library.cmd.run(&[
+        "similar",
+        "--model",
+        "phash",
+        "--where",
+        "taken:2023-02-30",
+        query.to_str().unwrap(),
+    ]);
+    out.assert_exit(2);
+    out.assert_stderr_has("`2023-02-30` is not a date");
+
+    // `status` shows the span of dates and the formats.
+    let status = library.cmd.run(&["status", "--json"]);
+    status.assert_exit(0);
+    let photos = photos_of(&status);
+    assert_eq!(
+        photos.taken_first.as_deref(),
+        Some("2023-05-31T23:30:00-04:00")
+    );
+    assert_eq!(photos.taken_last.as_deref(), Some("2024-01-15T12:00:00"));
+    assert_eq!(photos.dated_by_file, 1);
+    assert_eq!(photos.formats.get("jpeg"), Some(&3));
+    assert_eq!(photos.formats.get("png"), Some(&1));
+    assert_eq!(
+        (photos.with_camera, photos.with_gps, photos.not_read),
+        (3, 2, 0)
+    );
+    let text = library.cmd.run(&["status"]);
+    assert!(
+        text.stdout().contains("taken 2023-05-31 to 2024-01-15")
+            && text.stdout().contains("jpeg 3, png 1"),
+        "{}",
+        text.stdout()
+    );
+    let _ = &library.photos;
+}
+
+#[test]
+fn a_file_time_is_dated_in_the_local_zone() {
+    // The PNG's file time is 23:30 UTC on 30 June: 1 July in a zone two hours east.
+    let east = Library::new("<+02>-2");
+    assert_eq!(east.filtered("taken:2023-07-01"), ["plain.png"]);
+    assert_eq!(east.filtered("taken:2023-06-30"), Vec::<String>::new());
+    let utc = Library::new("UTC0");
+    assert_eq!(utc.filtered("taken:2023-06-30"), ["plain.png"]);
+    // A camera's own date does not move with the machine's zone.
+    assert_eq!(east.filtered("taken:2023-06-01"), ["paris.jpg"]);
+}
+
+#[test]
+fn photos_stored_turned_are_embedded_upright() {
+    let compare = |a: &str, b: &str| -> f32 {
+        let out = imgsim(&[
+            "compare",
+            "--model",
+            "phash",
+            "--json",
+            exif_fixture(a).to_str().unwrap(),
+            exif_fixture(b).to_str().unwrap(),
+        ]);
+        out.assert_exit(0);
+        out.json_lines::<CompareLine>()[0].cosine
+    };
+    let six = compare("upright.jpg", "orientation6.jpg");
+    let eight = compare("upright.jpg", "orientation8.jpg");
+    // The negative control: the same stored pixels as orientation6.jpg, without the tag.
+    let sideways = compare("upright.jpg", "sideways.jpg");
+    assert!(six > 0.9 && eight > 0.9, "{six} {eight}");
+    assert!(sideways < six - 0.2, "{sideways} vs {six}");
+}
+
+#[test]
+fn formats_are_told_by_content_and_a_false_image_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    // A PNG named .jpg, a text file named .jpg, and a real JPEG.
+    std::fs::copy(exif_fixture("plain.png"), photos.join("really-a-png.jpg")).unwrap();
+    std::fs::write(photos.join("notes.jpg"), "shopping list: milk, bread").unwrap();
+    std::fs::copy(exif_fixture("nikon.jpg"), photos.join("nikon.jpg")).unwrap();
+    let cmd = Imgsim::new();
+    let out = cmd.run(&[
+        "index",
+        "--model",
+        "phash",
+        "--json",
+        photos.to_str().unwrap(),
+    ]);
+    out.assert_exit(2);
+    out.assert_stderr_has("notes.jpg");
+    let line = &out.json_lines::<IndexLine>()[0];
+    assert_eq!((line.added, line.failed), (2, 1), "{}", out.stdout());
+    let query = fixtures().join("images/tiny.png");
+    let found = cmd.run(&[
+        "similar",
+        "--model",
+        "phash",
+        "--json",
+        "--where",
+        "format:png",
+        query.to_str().unwrap(),
+    ]);
+    assert_eq!(names(&found), ["really-a-png.jpg"]);
+}
+
+/// A database in format 2 (before the metadata columns), written by imgsim at commit 63f9200
+/// from `tests/fixtures/exif/{paris,newyork,nikon}.jpg` and `plain.png` copied to
+/// `/tmp/imgsim-format2/photos`, every file's time set to 2024-02-03T04:05:06Z:
+///
+/// ```text
+/// imgsim index --db tests/fixtures/db-format2 --model phash /tmp/imgsim-format2/photos
+/// imgsim tag add --db tests/fixtures/db-format2 -t holiday /tmp/imgsim-format2/photos/paris.jpg
+/// ```
+#[test]
+fn a_database_without_metadata_gains_it_without_embedding_anything() {
+    const MTIME: u64 = 1_706_933_106;
+    let photos = Path::new("/tmp/imgsim-format2/photos");
+    let _ = std::fs::remove_dir_all(photos);
+    std::fs::create_dir_all(photos).unwrap();
+    for name in ["paris.jpg", "newyork.jpg", "nikon.jpg", "plain.png"] {
+        std::fs::copy(exif_fixture(name), photos.join(name)).unwrap();
+        set_mtime(&photos.join(name), MTIME);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    copy_dir(&fixtures().join("db-format2"), &db);
+    let db_arg = db.to_str().unwrap();
+    let cmd = Imgsim::new().env("TZ", "UTC0");
+
+    let before = cmd.run(&["status", "--json", "--db", db_arg]);
+    before.assert_exit(0);
+    assert_eq!(photos_of(&before).not_read, 4);
+
+    let index = cmd.run(&[
+        "index",
+        "--db",
+        db_arg,
+        "--model",
+        "phash",
+        "--json",
+        photos.to_str().unwrap(),
+    ]);
+    index.assert_exit(0);
+    let line = &index.json_lines::<IndexLine>()[0];
+    assert_eq!(
+        (line.unchanged, line.described, line.embedded, line.added),
+        (4, 4, 0, 0),
+        "{}",
+        index.stdout()
+    );
+    let marker = std::fs::read_to_string(db.join("format.json")).unwrap();
+    assert!(marker.contains(r#""format": 3"#), "{marker}");
+
+    // The metadata filters answer; the tags and vectors are those that were stored.
+    let query = fixtures().join("images/tiny.png");
+    let search = |filter: &str| {
+        names(&cmd.run(&[
+            "similar",
+            "--db",
+            db_arg,
+            "--model",
+            "phash",
+            "--json",
+            "--where",
+            filter,
+            query.to_str().unwrap(),
+        ]))
+    };
+    assert_eq!(search("camera:pixel*"), ["newyork.jpg"]);
+    assert_eq!(search("taken:2023-06-01 AND tag:holiday"), ["paris.jpg"]);
+    assert_eq!(search("taken:2024-02-03"), ["plain.png"]);
+    let self_match = cmd.run(&[
+        "similar",
+        "--db",
+        db_arg,
+        "--model",
+        "phash",
+        "--json",
+        "-k",
+        "1",
+        exif_fixture("nikon.jpg").to_str().unwrap(),
+    ]);
+    assert_eq!(names(&self_match), ["nikon.jpg"]);
+
+    // A second pass has nothing left to read.
+    let again = cmd.run(&[
+        "index",
+        "--db",
+        db_arg,
+        "--model",
+        "phash",
+        "--json",
+        photos.to_str().unwrap(),
+    ]);
+    let line = &again.json_lines::<IndexLine>()[0];
+    assert_eq!(
+        (line.described, line.embedded),
+        (0, 0),
+        "{}",
+        again.stdout()
+    );
+}
