@@ -1,11 +1,15 @@
 """Writes tests/fixtures/exif: small synthetic photos with the EXIF that phones and cameras
 write (date with time zone offset, camera, lens, exposure, GPS, orientation), for the
-metadata, filter and orientation tests. Pillow only; deterministic.
+metadata, filter and orientation tests; and a HEIC and an AVIF made from two of them (with
+their EXIF) by libheif's `heif-enc` (Debian: libheif-examples; x265 and aom inside). The
+JPEGs and PNGs are deterministic (Pillow); the encoders' output may differ by version.
 
     python scripts/make_exif_fixtures.py
 """
 
 import random
+import shutil
+import subprocess
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -102,6 +106,13 @@ def main():
         OUT / "orientation8.jpg", quality=95, exif=exif(orientation=8))
     # The same stored pixels without the tag: what ignoring it would embed.
     upright.transpose(Image.Transpose.ROTATE_90).save(OUT / "sideways.jpg", quality=95)
+    if shutil.which("heif-enc"):
+        subprocess.run(["heif-enc", "-q", "70", OUT / "paris.jpg", "-o", OUT / "paris.heic"],
+                       check=True, capture_output=True)
+        subprocess.run(["heif-enc", "-q", "70", OUT / "nikon.jpg", "-o", OUT / "nikon.avif"],
+                       check=True, capture_output=True)
+    else:
+        print("heif-enc not found: paris.heic and nikon.avif left as they are")
     for p in sorted(OUT.iterdir()):
         print(p.name, p.stat().st_size)
 

@@ -37,7 +37,7 @@ pub fn read_image_file(path: &Path) -> Result<Vec<u8>, DecodeError> {
     let mut bytes = Vec::new();
     // The magic bytes first: a 5 GB file that is no image is not read to find out.
     (&mut file).take(32).read_to_end(&mut bytes)?;
-    if image::guess_format(&bytes).is_err() {
+    if crate::metadata::sniff(&bytes).is_none() {
         return Err(DecodeError::UnknownFormat);
     }
     bytes.reserve_exact((meta.len() as usize).saturating_sub(bytes.len()));
@@ -156,6 +156,9 @@ fn decode_jpeg_reduced(bytes: &[u8], shortest_edge: u32) -> Result<Option<RgbIma
 
 /// Decodes an in-memory image: the first frame of an animation, converted to RGB, turned upright.
 pub fn decode_bytes(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
+    if let Some(format @ ("heic" | "heif" | "avif")) = crate::metadata::sniff(bytes) {
+        return heif::decode(bytes, format);
+    }
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(DecodeError::Io)?;
@@ -183,6 +186,99 @@ pub fn decode_bytes(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     let mut rgb = DynamicImage::ImageRgb8(to_rgb8(decoded));
     rgb.apply_orientation(orientation);
     Ok(rgb.into_rgb8())
+}
+
+/// The width and height of an image file as stored, read from its header (`None` when it
+/// is no image imgsim can read).
+pub fn dimensions(path: &Path) -> Option<(u32, u32)> {
+    match crate::metadata::sniff_file(path)? {
+        format @ ("heic" | "heif" | "avif") => {
+            heif::dimensions(&read_image_file(path).ok()?, format).ok()
+        }
+        _ => image::image_dimensions(path).ok(),
+    }
+}
+
+/// HEIC, HEIF and AVIF through libheif (the `heif` feature): the primary image, with the
+/// container's own rotation and mirroring applied (HEIF stores them as transforms, not as
+/// the EXIF tag, which libheif tells readers to ignore), alpha dropped as PIL's
+/// `convert("RGB")` does, under the same pixel bound as every other format.
+#[cfg(feature = "heif")]
+mod heif {
+    use super::{check_size, DecodeError};
+    use image::RgbImage;
+    use libheif_rs::{ColorSpace, HeifContext, LibHeif, RgbChroma};
+
+    fn library() -> &'static LibHeif {
+        static LIBRARY: std::sync::OnceLock<LibHeif> = std::sync::OnceLock::new();
+        LIBRARY.get_or_init(LibHeif::new)
+    }
+
+    fn corrupt(e: libheif_rs::HeifError) -> DecodeError {
+        DecodeError::Corrupt(format!("libheif: {}", e.message))
+    }
+
+    pub fn dimensions(bytes: &[u8], _format: &str) -> Result<(u32, u32), DecodeError> {
+        let context = HeifContext::read_from_bytes(bytes).map_err(corrupt)?;
+        let handle = context.primary_image_handle().map_err(corrupt)?;
+        Ok((handle.width(), handle.height()))
+    }
+
+    pub fn decode(bytes: &[u8], _format: &str) -> Result<RgbImage, DecodeError> {
+        let library = library();
+        let context = HeifContext::read_from_bytes(bytes).map_err(corrupt)?;
+        let handle = context.primary_image_handle().map_err(corrupt)?;
+        check_size(handle.width(), handle.height())?;
+        let image = library
+            .decode(&handle, ColorSpace::Rgb(RgbChroma::Rgb), None)
+            .map_err(corrupt)?;
+        let planes = image.planes();
+        let Some(plane) = planes.interleaved else {
+            return Err(DecodeError::Corrupt("libheif returned no RGB plane".into()));
+        };
+        let (width, height) = (plane.width, plane.height);
+        check_size(width, height)?;
+        let row = width as usize * 3;
+        let mut rgb = Vec::with_capacity(row * height as usize);
+        for y in 0..height as usize {
+            let start = y * plane.stride;
+            let Some(line) = plane.data.get(start..start + row) else {
+                return Err(DecodeError::Corrupt(
+                    "libheif returned a short buffer".into(),
+                ));
+            };
+            rgb.extend_from_slice(line);
+        }
+        RgbImage::from_raw(width, height, rgb)
+            .ok_or_else(|| DecodeError::Corrupt("libheif returned a short buffer".into()))
+    }
+}
+
+/// Without libheif: HEIC, HEIF and AVIF files get a per-file error that says what to build.
+#[cfg(not(feature = "heif"))]
+mod heif {
+    use super::DecodeError;
+    use image::RgbImage;
+
+    fn not_built_in(format: &str) -> DecodeError {
+        DecodeError::NotBuiltIn {
+            format: if format == "avif" {
+                "AVIF"
+            } else {
+                "HEIC/HEIF"
+            },
+            feature: "heif",
+            needs: "libheif-dev at build time",
+        }
+    }
+
+    pub fn dimensions(_bytes: &[u8], format: &str) -> Result<(u32, u32), DecodeError> {
+        Err(not_built_in(format))
+    }
+
+    pub fn decode(_bytes: &[u8], format: &str) -> Result<RgbImage, DecodeError> {
+        Err(not_built_in(format))
+    }
 }
 
 /// Refuses empty images and decompression bombs before any pixel is decoded.

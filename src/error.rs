@@ -12,8 +12,15 @@ use std::path::PathBuf;
 pub enum DecodeError {
     #[error("cannot read file: {0}")]
     Io(std::io::Error),
-    #[error("not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF)")]
+    #[error("not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC, AVIF)")]
     UnknownFormat,
+    /// A format this build cannot decode (built without its optional library).
+    #[error("{format} files need imgsim built with the `{feature}` feature ({needs})")]
+    NotBuiltIn {
+        format: &'static str,
+        feature: &'static str,
+        needs: &'static str,
+    },
     #[error("not a regular file (a folder, a FIFO or a device)")]
     NotAFile,
     #[error("file of {bytes} bytes is over the limit of {limit} bytes for an image")]

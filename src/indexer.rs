@@ -289,7 +289,7 @@ pub fn sync(
             match result {
                 Ok(vector) => {
                     summary.embedded += 1;
-                    let (width, height) = image::image_dimensions(&f.path).unwrap_or((0, 0));
+                    let (width, height) = crate::decode::dimensions(&f.path).unwrap_or((0, 0));
                     let row = Row {
                         path: key,
                         size: f.size,

@@ -116,6 +116,10 @@ fn image_seeds() -> Vec<Vec<u8>> {
     let photo = std::fs::read(crate::util::coco().join("000000000009.jpg")).unwrap();
     let small = image::load_from_memory(&photo).unwrap().thumbnail(64, 64);
     seeds.push(encoded(small, ImageFormat::Jpeg));
+    // HEIC and AVIF (libheif), with EXIF.
+    for name in ["paris.heic", "nikon.avif"] {
+        seeds.push(std::fs::read(crate::util::fixtures().join("exif").join(name)).unwrap());
+    }
     seeds
 }
 

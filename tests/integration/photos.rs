@@ -361,3 +361,82 @@ fn a_database_without_metadata_gains_it_without_embedding_anything() {
         again.stdout()
     );
 }
+
+#[cfg(feature = "heif")]
+#[test]
+fn heic_and_avif_photos_are_read_with_their_exif_and_found_beside_their_jpeg() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    for name in [
+        "paris.jpg",
+        "paris.heic",
+        "nikon.jpg",
+        "nikon.avif",
+        "newyork.jpg",
+        "upright.jpg",
+    ] {
+        std::fs::copy(exif_fixture(name), photos.join(name)).unwrap();
+    }
+    // A HEIC cut short: reported by name, the others indexed.
+    let whole = std::fs::read(exif_fixture("paris.heic")).unwrap();
+    std::fs::write(photos.join("cut.heic"), &whole[..whole.len() / 2]).unwrap();
+    let cmd = Imgsim::new();
+    let out = cmd.run(&[
+        "index",
+        "--model",
+        "phash",
+        "--json",
+        photos.to_str().unwrap(),
+    ]);
+    out.assert_exit(2);
+    out.assert_stderr_has("cut.heic");
+    let line = &out.json_lines::<IndexLine>()[0];
+    assert_eq!((line.added, line.failed), (6, 1), "{}", out.stdout());
+
+    // Each is the other's first hit (the query itself is left out).
+    let first = |query: &str| {
+        names(&cmd.run(&[
+            "similar",
+            "--model",
+            "phash",
+            "--json",
+            "-k",
+            "1",
+            photos.join(query).to_str().unwrap(),
+        ]))
+    };
+    assert_eq!(first("paris.heic"), ["paris.jpg"]);
+    assert_eq!(first("paris.jpg"), ["paris.heic"]);
+    assert_eq!(first("nikon.avif"), ["nikon.jpg"]);
+    assert_eq!(first("nikon.jpg"), ["nikon.avif"]);
+
+    // Their EXIF is read as a JPEG's is.
+    let query = fixtures().join("images/tiny.png");
+    let filtered = |filter: &str| {
+        names(&cmd.run(&[
+            "similar",
+            "--model",
+            "phash",
+            "--json",
+            "--where",
+            filter,
+            query.to_str().unwrap(),
+        ]))
+    };
+    assert_eq!(filtered("format:heic AND has:gps"), ["paris.heic"]);
+    assert_eq!(filtered("format:avif AND camera:nikon"), ["nikon.avif"]);
+}
+
+#[cfg(not(feature = "heif"))]
+#[test]
+fn without_libheif_a_heic_gets_an_error_that_says_what_to_build() {
+    let out = imgsim(&[
+        "embed",
+        "--model",
+        "phash",
+        exif_fixture("paris.heic").to_str().unwrap(),
+    ]);
+    out.assert_exit(2);
+    out.assert_stderr_has("built with the `heif` feature");
+}
