@@ -156,8 +156,16 @@ fn decode_jpeg_reduced(bytes: &[u8], shortest_edge: u32) -> Result<Option<RgbIma
 
 /// Decodes an in-memory image: the first frame of an animation, converted to RGB, turned upright.
 pub fn decode_bytes(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
-    if let Some(format @ ("heic" | "heif" | "avif")) = crate::metadata::sniff(bytes) {
-        return heif::decode(bytes, format);
+    match crate::metadata::sniff(bytes) {
+        Some(format @ ("heic" | "heif" | "avif")) => return heif::decode(bytes, format),
+        Some("raw") => return raw::decode(bytes)?.ok_or(DecodeError::UnknownFormat),
+        // A camera RAW in a TIFF container (CR2, NEF, ARW, DNG, ...), or a plain TIFF.
+        Some("tiff") => {
+            if let Some(image) = raw::decode(bytes)? {
+                return Ok(image);
+            }
+        }
+        _ => {}
     }
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
@@ -195,7 +203,102 @@ pub fn dimensions(path: &Path) -> Option<(u32, u32)> {
         format @ ("heic" | "heif" | "avif") => {
             heif::dimensions(&read_image_file(path).ok()?, format).ok()
         }
+        "raw" => raw::dimensions(&read_image_file(path).ok()?),
+        "tiff" if crate::scan::is_raw_extension(path) => {
+            raw::dimensions(&read_image_file(path).ok()?)
+        }
         _ => image::image_dimensions(path).ok(),
+    }
+}
+
+/// Camera RAW files through `rawler`: the full-size JPEG the camera rendered and embedded
+/// (fast, and what the camera showed), else a large embedded preview, else a decode of the
+/// sensor data (demosaiced and developed by rawler's defaults). The RAW's EXIF orientation is
+/// applied to what is taken from it. Bounded as every format: the embedded JPEGs by the
+/// `image` crate's default allocation limit (512 MiB), the sensor data by [`MAX_PIXELS`]
+/// before it is decoded; a panic in the parser is a corrupt file, not a crash.
+mod raw {
+    use super::{check_size, to_rgb8, DecodeError};
+    use image::{DynamicImage, RgbImage};
+    use rawler::decoders::RawDecodeParams;
+    use rawler::rawsource::RawSource;
+
+    /// An embedded preview smaller than this on its longer side is not used (the sensor
+    /// data is decoded instead): it would be a thumbnail, not the photo.
+    const MIN_PREVIEW_EDGE: u32 = 1024;
+
+    /// The photo in a RAW file, or `None` when rawler knows no camera format in `bytes`.
+    pub fn decode(bytes: &[u8]) -> Result<Option<RgbImage>, DecodeError> {
+        let caught = std::panic::catch_unwind(|| decode_unguarded(bytes));
+        caught.unwrap_or_else(|_| Err(corrupt("the RAW parser failed on this file")))
+    }
+
+    fn corrupt(reason: impl std::fmt::Display) -> DecodeError {
+        DecodeError::Corrupt(format!("RAW: {reason}"))
+    }
+
+    fn decode_unguarded(bytes: &[u8]) -> Result<Option<RgbImage>, DecodeError> {
+        let source = RawSource::new_from_slice(bytes);
+        let Ok(decoder) = rawler::get_decoder(&source) else {
+            return Ok(None);
+        };
+        let params = RawDecodeParams::default();
+        let orientation = decoder
+            .raw_metadata(&source, &params)
+            .ok()
+            .and_then(|m| m.exif.orientation)
+            .and_then(|o| image::metadata::Orientation::from_exif(o.min(255) as u8))
+            .unwrap_or(image::metadata::Orientation::NoTransforms);
+        let large = |image: &DynamicImage| image.width().max(image.height()) >= MIN_PREVIEW_EDGE;
+        let embedded = match decoder.full_image(&source, &params) {
+            Ok(Some(image)) => Some(image),
+            _ => decoder
+                .preview_image(&source, &params)
+                .ok()
+                .flatten()
+                .filter(large),
+        };
+        let mut image = match embedded {
+            Some(image) => image,
+            None => develop(&source, &params)?,
+        };
+        check_size(image.width(), image.height())?;
+        image.apply_orientation(orientation);
+        Ok(Some(to_rgb8(image)))
+    }
+
+    /// The sensor data, demosaiced and developed, for a RAW without a usable preview.
+    fn develop(source: &RawSource, params: &RawDecodeParams) -> Result<DynamicImage, DecodeError> {
+        // The size first, without decoding pixels (rawler's dummy decode).
+        let shape = rawler::global_loader()
+            .decode(source, params, true)
+            .map_err(corrupt)?;
+        check_size(
+            u32::try_from(shape.width).unwrap_or(u32::MAX),
+            u32::try_from(shape.height).unwrap_or(u32::MAX),
+        )?;
+        let raw = rawler::decode(source, params).map_err(corrupt)?;
+        rawler::imgop::develop::RawDevelop::default()
+            .develop_intermediate(&raw)
+            .map_err(corrupt)?
+            .to_dynamic_image()
+            .ok_or_else(|| corrupt("the developed image has no pixels"))
+    }
+
+    /// Width and height of the sensor image in a RAW file, read without decoding pixels.
+    pub fn dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+        std::panic::catch_unwind(|| {
+            let source = RawSource::new_from_slice(bytes);
+            let shape = rawler::global_loader()
+                .decode(&source, &RawDecodeParams::default(), true)
+                .ok()?;
+            Some((
+                u32::try_from(shape.width).ok()?,
+                u32::try_from(shape.height).ok()?,
+            ))
+        })
+        .ok()
+        .flatten()
     }
 }
 

@@ -148,9 +148,15 @@ pub fn shot(path: &Path) -> Option<Shot> {
 /// `mtime_ns` (the date when the file has none). `None` when the file cannot be read or is
 /// in no format imgsim knows.
 pub fn describe(path: &Path, mtime_ns: i64) -> Option<Meta> {
-    let format = sniff_file(path)?;
+    let mut format = sniff_file(path)?.to_string();
+    // A camera RAW is named by its kind (`cr2`, `nef`, `dng`): most are TIFF inside.
+    if matches!(format.as_str(), "tiff" | "raw") && crate::scan::is_raw_extension(path) {
+        if let Some(ext) = path.extension() {
+            format = ext.to_string_lossy().to_ascii_lowercase();
+        }
+    }
     let mut meta = Meta {
-        format: Some(format.to_string()),
+        format: Some(format),
         ..Meta::default()
     };
     if let Some(exif) = exif_of(path) {
@@ -199,8 +205,19 @@ pub fn sniff(head: &[u8]) -> Option<&'static str> {
             b"avif" | b"avis" => Some("avif"),
             b"heic" | b"heix" | b"heim" | b"heis" | b"hevc" | b"hevx" => Some("heic"),
             b"mif1" | b"msf1" => Some("heif"),
+            b"crx " => Some("raw"), // Canon CR3
             _ => None,
         };
+    }
+    // Camera RAWs whose first bytes are not TIFF's: Fujifilm RAF, Olympus ORF, Panasonic RW2.
+    // (CR2, NEF, ARW, DNG and most others are TIFF inside: "tiff" here.)
+    if head.starts_with(b"FUJIFILMCCD-RAW")
+        || head.starts_with(b"IIRO")
+        || head.starts_with(b"IIRS")
+        || head.starts_with(b"MMOR")
+        || head.starts_with(b"IIU\0")
+    {
+        return Some("raw");
     }
     Some(match image::guess_format(head).ok()? {
         F::Jpeg => "jpeg",

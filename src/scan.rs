@@ -9,7 +9,22 @@ use crate::error::{Error, Result};
 /// File extensions imgsim reads, lower case.
 pub const IMAGE_EXTENSIONS: &[&str] = &[
     "jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "heic", "heif", "hif", "avif",
+    "cr2", "cr3", "crw", "nef", "nrw", "arw", "srf", "sr2", "raf", "orf", "rw2", "dng", "pef",
+    "srw", "3fr", "iiq", "erf", "kdc", "dcr", "mrw", "mos",
 ];
+
+/// The camera RAW extensions among [`IMAGE_EXTENSIONS`] (RAW files read through `rawler`).
+pub const RAW_EXTENSIONS: &[&str] = &[
+    "cr2", "cr3", "crw", "nef", "nrw", "arw", "srf", "sr2", "raf", "orf", "rw2", "dng", "pef",
+    "srw", "3fr", "iiq", "erf", "kdc", "dcr", "mrw", "mos",
+];
+
+/// True for a path with a camera RAW extension, in any letter case.
+pub fn is_raw_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| RAW_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
 
 /// True for a path with an image extension, in any letter case (`.JPG`, `.Jpeg`).
 pub fn has_image_extension(path: &Path) -> bool {

@@ -120,6 +120,10 @@ fn image_seeds() -> Vec<Vec<u8>> {
     for name in ["paris.heic", "nikon.avif"] {
         seeds.push(std::fs::read(crate::util::fixtures().join("exif").join(name)).unwrap());
     }
+    // Camera RAW (rawler): a DNG with a JPEG preview, and one with sensor data alone.
+    for name in ["scene.dng", "nopreview.dng"] {
+        seeds.push(std::fs::read(crate::util::fixtures().join("raw").join(name)).unwrap());
+    }
     seeds
 }
 

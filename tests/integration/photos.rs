@@ -440,3 +440,70 @@ fn without_libheif_a_heic_gets_an_error_that_says_what_to_build() {
     out.assert_exit(2);
     out.assert_stderr_has("built with the `heif` feature");
 }
+
+#[test]
+fn raw_files_are_read_through_their_preview_or_their_sensor_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    for name in ["scene.dng", "nopreview.dng", "scene.jpg"] {
+        std::fs::copy(fixtures().join("raw").join(name), photos.join(name)).unwrap();
+    }
+    for name in ["paris.jpg", "nikon.jpg", "upright.jpg"] {
+        std::fs::copy(exif_fixture(name), photos.join(name)).unwrap();
+    }
+    // A RAW cut short, and a text file named like one.
+    let whole = std::fs::read(fixtures().join("raw/scene.dng")).unwrap();
+    std::fs::write(photos.join("cut.dng"), &whole[..whole.len() / 3]).unwrap();
+    std::fs::write(photos.join("notes.nef"), "not a raw file").unwrap();
+    let cmd = Imgsim::new().env("TZ", "UTC0");
+    let out = cmd.run(&[
+        "index",
+        "--model",
+        "phash",
+        "--json",
+        photos.to_str().unwrap(),
+    ]);
+    out.assert_exit(2);
+    out.assert_stderr_has("cut.dng");
+    out.assert_stderr_has("notes.nef");
+    let line = &out.json_lines::<IndexLine>()[0];
+    assert_eq!((line.added, line.failed), (6, 2), "{}", out.stdout());
+
+    // The preview (the camera's own rendering) and the developed sensor data both find
+    // the JPEG of the same scene first.
+    let first = |query: &str| {
+        names(&cmd.run(&[
+            "similar",
+            "--model",
+            "phash",
+            "--json",
+            "-k",
+            "1",
+            "--where",
+            "format:jpeg",
+            photos.join(query).to_str().unwrap(),
+        ]))
+    };
+    assert_eq!(first("scene.dng"), ["scene.jpg"]);
+    assert_eq!(first("nopreview.dng"), ["scene.jpg"]);
+
+    // Their EXIF, and their kind as the format.
+    let query = fixtures().join("images/tiny.png");
+    let filtered = |filter: &str| {
+        names(&cmd.run(&[
+            "similar",
+            "--model",
+            "phash",
+            "--json",
+            "--where",
+            filter,
+            query.to_str().unwrap(),
+        ]))
+    };
+    assert_eq!(filtered("format:dng"), ["nopreview.dng", "scene.dng"]);
+    assert_eq!(
+        filtered("taken:2024-05-04 AND camera:imgsim"),
+        ["nopreview.dng", "scene.dng"]
+    );
+}
