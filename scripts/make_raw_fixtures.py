@@ -5,7 +5,9 @@ here. Both hold the same synthetic scene as `scene.jpg` beside them:
 - `scene.dng`: a thumbnail in IFD0, the sensor data (a 16-bit RGGB Bayer mosaic) and a
   1200x800 JPEG preview in SubIFDs, EXIF date and camera: what imgsim embeds is the preview;
 - `nopreview.dng`: the same without the preview: imgsim develops the sensor data;
-- `scene.jpg`: the JPEG "the camera wrote beside the RAW" (same stem as `scene.dng`).
+- `scan.tif`: a plain TIFF whose Make is a camera maker's (a scanner's);
+- `scene.jpg`: the JPEG "the camera wrote beside the RAW" (same stem as `scene.dng`, taken a
+  second later by its EXIF).
 
     python scripts/make_raw_fixtures.py      (Pillow and NumPy)
 """
@@ -149,11 +151,37 @@ def dng(path: Path, with_preview: bool):
     path.write_bytes(bytes(tiff.data))
 
 
+def scan_tiff(path: Path):
+    """A plain TIFF from a scanner that names a camera maker (Canon makes both): rawler takes
+    it for a Canon RAW and fails; imgsim must still read it as the TIFF it is."""
+    tiff = Tiff()
+    size = (1040, 24)
+    pixels = np.asarray(scene(size), dtype=np.uint8).tobytes()
+    offset = tiff.blob(pixels)
+    root = tiff.ifd([
+        (256, LONG, [size[0]]), (257, LONG, [size[1]]),
+        (258, SHORT, [8, 8, 8]), (259, SHORT, [1]), (262, SHORT, [2]),
+        (271, ASCII, "Canon"), (272, ASCII, "CanoScan LiDE 400"),
+        (273, LONG, [offset]), (277, SHORT, [3]), (278, LONG, [size[1]]),
+        (279, LONG, [len(pixels)]), (284, SHORT, [1]),
+    ])
+    tiff.set_first_ifd(root)
+    path.write_bytes(bytes(tiff.data))
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
+    scan_tiff(OUT / "scan.tif")
     dng(OUT / "scene.dng", with_preview=True)
     dng(OUT / "nopreview.dng", with_preview=False)
-    scene((1200, 800)).save(OUT / "scene.jpg", quality=85)
+    # The camera's JPEG of the same shot, dated a second after the RAW (as cameras do when
+    # the JPEG is written last).
+    exif = Image.Exif()
+    exif[0x010F] = "Imgsim"
+    exif[0x0110] = "Test Camera"
+    exif.get_ifd(0x8769)[0x9003] = "2024:05:04 10:11:13"
+    exif.get_ifd(0x8769)[0x9011] = "+01:00"
+    scene((1200, 800)).save(OUT / "scene.jpg", quality=85, exif=exif)
     for p in sorted(OUT.iterdir()):
         print(p.name, p.stat().st_size)
 

@@ -160,13 +160,28 @@ pub fn decode_bytes(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
         Some(format @ ("heic" | "heif" | "avif")) => return heif::decode(bytes, format),
         Some("raw") => return raw::decode(bytes)?.ok_or(DecodeError::UnknownFormat),
         // A camera RAW in a TIFF container (CR2, NEF, ARW, DNG, ...), or a plain TIFF.
-        Some("tiff") => {
-            if let Some(image) = raw::decode(bytes)? {
-                return Ok(image);
+        Some("tiff") => match raw::decode(bytes) {
+            Ok(Some(image)) => return Ok(image),
+            Ok(None) => {}
+            // rawler took it for a camera's (a scanner's TIFF may name a camera maker) and
+            // failed: a plain TIFF reader may still read it, but what it reads of a damaged
+            // RAW is the thumbnail in front, so only a photo-sized image is taken.
+            Err(raw_error) => {
+                return match decode_plain(bytes) {
+                    Ok(image) if image.width().max(image.height()) >= raw::MIN_PREVIEW_EDGE => {
+                        Ok(image)
+                    }
+                    _ => Err(raw_error),
+                };
             }
-        }
+        },
         _ => {}
     }
+    decode_plain(bytes)
+}
+
+/// The formats of the `image` crate.
+fn decode_plain(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(DecodeError::Io)?;
@@ -225,7 +240,7 @@ mod raw {
 
     /// An embedded preview smaller than this on its longer side is not used (the sensor
     /// data is decoded instead): it would be a thumbnail, not the photo.
-    const MIN_PREVIEW_EDGE: u32 = 1024;
+    pub const MIN_PREVIEW_EDGE: u32 = 1024;
 
     /// The photo in a RAW file, or `None` when rawler knows no camera format in `bytes`.
     pub fn decode(bytes: &[u8]) -> Result<Option<RgbImage>, DecodeError> {
@@ -456,6 +471,21 @@ fn image_error(err: image::ImageError) -> DecodeError {
 mod tests {
     use super::*;
     use image::{GrayImage, ImageFormat, Luma, Rgba, RgbaImage};
+
+    #[test]
+    fn a_scanners_tiff_that_names_a_camera_maker_is_read_as_a_tiff() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/raw/scan.tif");
+        let image = decode_file(&path).unwrap();
+        assert_eq!(image.dimensions(), (1040, 24));
+        // A DNG cut short is an error, not its thumbnail.
+        let dng = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/raw/scene.dng"),
+        )
+        .unwrap();
+        assert!(decode_bytes(&dng[..dng.len() / 3]).is_err());
+        assert_eq!(decode_bytes(&dng).unwrap().dimensions(), (1200, 800));
+    }
 
     fn encode(image: DynamicImage, format: ImageFormat) -> Vec<u8> {
         let mut bytes = Vec::new();

@@ -80,6 +80,8 @@ pub struct Pass<'a> {
     /// that is not listed are never touched).
     pub roots: &'a [PathBuf],
     pub exclude: &'a globset::GlobSet,
+    /// Also take files of other names whose first bytes are an image (`--sniff`).
+    pub sniff: bool,
     pub scope: Scope<'a>,
     /// Files found but left for a later pass (still being written): neither read nor removed.
     pub defer: &'a dyn Fn(&Found) -> bool,
@@ -89,16 +91,19 @@ pub struct Pass<'a> {
 }
 
 /// Indexes the image files under `roots` (canonical paths) into `table`.
+/// With `sniff`, files of other names whose first bytes are an image are indexed too.
 pub fn index(
     table: &ModelTable<'_>,
     embedder: &Embedder,
     roots: &[PathBuf],
     exclude: &globset::GlobSet,
+    sniff: bool,
     progress: &mut dyn Progress,
 ) -> Result<IndexSummary> {
     let pass = Pass {
         roots,
         exclude,
+        sniff,
         scope: Scope::Roots,
         defer: &|_| false,
         stop: &AtomicBool::new(false),
@@ -117,8 +122,8 @@ pub fn sync(
     let mut summary = IndexSummary::default();
     progress.start("scanning", 0);
     let (found, walk_errors) = match pass.scope {
-        Scope::Roots => walk_library(roots, pass.exclude),
-        Scope::Paths(paths) => walk_paths(roots, paths, pass.exclude),
+        Scope::Roots => walk_library(roots, pass.exclude, pass.sniff),
+        Scope::Paths(paths) => walk_paths(roots, paths, pass.exclude, pass.sniff),
     };
     let scope: &[PathBuf] = match pass.scope {
         Scope::Roots => roots,
@@ -371,7 +376,91 @@ pub fn sync(
         .collect();
     summary.removed = removed.len() - moved_from.len();
     table.delete(&removed)?;
+
+    // RAW + rendered files of one shot, where this pass changed either.
+    let touched: Vec<PathBuf> = to_hash
+        .iter()
+        .map(|(f, _)| f.path.clone())
+        .chain(to_describe.iter().map(|f| f.path.clone()))
+        .chain(removed.iter().map(|p| path_of(p)))
+        .collect();
+    link_pairs(table, &touched)?;
     Ok(summary)
+}
+
+/// Links the rows of RAW + rendered files of one shot (see `pairs`) in the folders of
+/// `touched` (files this pass added, changed, moved, read or removed), and unlinks rows whose
+/// partner is gone. Only where a RAW file is involved (by name, or on disk beside a touched
+/// file): a library without RAW files never pays for it.
+fn link_pairs(table: &ModelTable<'_>, touched: &[PathBuf]) -> Result<()> {
+    let mut folders: HashMap<PathBuf, HashSet<String>> = HashMap::new();
+    for path in touched {
+        if let (Some(folder), Some(stem)) = (path.parent(), path.file_stem()) {
+            folders
+                .entry(folder.to_path_buf())
+                .or_default()
+                .insert(stem.to_string_lossy().to_lowercase());
+        }
+    }
+    let involves_raw = |folder: &Path, stems: &HashSet<String>| {
+        let Ok(entries) = std::fs::read_dir(folder) else {
+            return true; // gone: its rows' partners may need unlinking
+        };
+        entries.flatten().any(|e| {
+            let path = e.path();
+            crate::scan::is_raw_extension(&path)
+                && path
+                    .file_stem()
+                    .is_some_and(|s| stems.contains(&s.to_string_lossy().to_lowercase()))
+        })
+    };
+    folders.retain(|folder, stems| {
+        touched
+            .iter()
+            .any(|p| p.parent() == Some(folder.as_path()) && crate::scan::is_raw_extension(p))
+            || involves_raw(folder, stems)
+    });
+    if folders.is_empty() {
+        return Ok(());
+    }
+    let rows = table.filter_rows()?;
+    let mut in_folder: HashMap<&Path, Vec<&crate::store::FilterRow>> = HashMap::new();
+    let paths: Vec<PathBuf> = rows.iter().map(|r| path_of(&r.path)).collect();
+    for (row, path) in rows.iter().zip(&paths) {
+        if let Some(folder) = path.parent() {
+            if folders.contains_key(folder) {
+                in_folder.entry(folder).or_default().push(row);
+            }
+        }
+    }
+    let mut changed: HashMap<String, Option<String>> = HashMap::new();
+    for members in in_folder.values() {
+        let entries: Vec<crate::pairs::Entry<'_>> = members
+            .iter()
+            .map(|r| crate::pairs::Entry {
+                path: &r.path,
+                meta: &r.meta,
+            })
+            .collect();
+        let pairs = crate::pairs::pairs_in_folder(&entries);
+        for row in members {
+            let want = pairs.get(&row.path).cloned();
+            if want != row.meta.pair {
+                changed.insert(row.path.clone(), want);
+            }
+        }
+    }
+    let keys: Vec<&str> = changed.keys().map(String::as_str).collect();
+    for chunk in keys.chunks(WRITE_BATCH) {
+        let mut rows = table.rows_of_paths(chunk)?;
+        for row in &mut rows {
+            if let Some(pair) = changed.get(&row.path) {
+                row.meta.pair = pair.clone();
+            }
+        }
+        table.upsert(&rows)?;
+    }
+    Ok(())
 }
 
 /// Whether a file's error says it was deleted after the walk found it.
@@ -498,13 +587,14 @@ mod tests {
         let table = store.table_or_create("phash", "phash@test", 64).unwrap();
         let none = globset::GlobSet::empty();
         let roots = [root.clone()];
-        let first = index(&table, &embedder, &roots, &none, &mut Quiet).unwrap();
+        let first = index(&table, &embedder, &roots, &none, false, &mut Quiet).unwrap();
         assert_eq!(first.added, 1);
 
         std::fs::rename(&root, dir.path().join("away")).unwrap();
         let pass = Pass {
             roots: &roots,
             exclude: &none,
+            sniff: false,
             scope: Scope::Paths(&roots),
             defer: &|_| false,
             stop: &AtomicBool::new(false),
@@ -513,7 +603,7 @@ mod tests {
         assert_eq!(summary.removed, 0);
         assert_eq!(table.count().unwrap(), 1);
         // A full pass does not remove them either.
-        let again = index(&table, &embedder, &roots, &none, &mut Quiet).unwrap();
+        let again = index(&table, &embedder, &roots, &none, false, &mut Quiet).unwrap();
         assert_eq!((again.removed, table.count().unwrap()), (0, 1));
     }
 
@@ -547,7 +637,7 @@ mod tests {
         let roots = [root.clone()];
         save("keep.png", 10);
         save("old.png", 20);
-        index(&table, &embedder, &roots, &none, &mut Quiet).unwrap();
+        index(&table, &embedder, &roots, &none, false, &mut Quiet).unwrap();
         // `index`, deleting `name` when `step` starts; checks that nothing failed.
         let index_deleting = |step: &'static str, name: &str| {
             let mut progress = DeleteAt {
@@ -555,7 +645,7 @@ mod tests {
                 file: root.join(name),
                 failures: 0,
             };
-            let summary = index(&table, &embedder, &roots, &none, &mut progress).unwrap();
+            let summary = index(&table, &embedder, &roots, &none, false, &mut progress).unwrap();
             assert_eq!(
                 (summary.failed, progress.failures),
                 (0, 0),
@@ -585,7 +675,7 @@ mod tests {
         assert!(paths.iter().any(|p| p.ends_with("twin-b.png")), "{paths:?}");
         assert_eq!(paths.len(), 3, "{paths:?}");
         std::fs::remove_file(root.join("twin-b.png")).unwrap();
-        index(&table, &embedder, &roots, &none, &mut Quiet).unwrap();
+        index(&table, &embedder, &roots, &none, false, &mut Quiet).unwrap();
 
         // Deleted after its change was seen: the changed file's row goes with it.
         save("old.png", 50);

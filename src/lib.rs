@@ -5,7 +5,8 @@
 //!   images), `decode` (file -> pixels), `resize` (PIL's resampling), `preprocess` (pixels ->
 //!   model input), `models/` (registry, weights, networks), `embed` (the batched pipeline).
 //! - The library: `store/` (LanceDB tables, the vector index, the tantivy filters, locks),
-//!   `indexer` (keeping a table equal to the disk) and `search` (similar images).
+//!   `indexer` (keeping a table equal to the disk), `metadata` (what a photo says about
+//!   itself), `pairs` (RAW + rendered files of one shot) and `search` (similar images).
 //! - The daemon: `watch/` (events, the queue, roots, the query socket).
 //! - Beside them: `dupes/` (groups of duplicate images), `eval/` (which model finds the right
 //!   image) and `bench/` (throughput).
@@ -22,6 +23,7 @@ pub mod eval;
 pub mod indexer;
 pub mod metadata;
 pub mod models;
+pub mod pairs;
 pub mod preprocess;
 pub mod progress;
 pub mod resize;

@@ -31,6 +31,10 @@ pub struct Meta {
     pub gps: Option<Gps>,
     /// EXIF orientation, 1-8 (1: upright as stored). The embeddings are of the upright photo.
     pub orientation: Option<u16>,
+    /// The other file of the same shot: the rendered JPEG/HEIC of a camera RAW, or the RAW of
+    /// a rendered file (see `pairs`). Set by the indexer from the file's neighbours.
+    #[serde(default)]
+    pub pair: Option<String>,
 }
 
 /// When a photo was taken.
@@ -287,6 +291,9 @@ fn number(exif: &exif::Exif, tag: exif::Tag, index: usize) -> Option<f64> {
         exif::Value::SRational(v) => v.get(index).map(|r| r.to_f64()),
         exif::Value::Short(v) => v.get(index).map(|&n| f64::from(n)),
         exif::Value::Long(v) => v.get(index).map(|&n| f64::from(n)),
+        // Cameras write rationals; some tools (Pillow, for one) write floats.
+        exif::Value::Float(v) => v.get(index).map(|&n| f64::from(n)),
+        exif::Value::Double(v) => v.get(index).copied(),
         _ => None,
     }?;
     value.is_finite().then_some(value)
@@ -550,6 +557,10 @@ mod tests {
         assert_eq!(sniff(&ftyp(b"avif")), Some("avif"));
         assert_eq!(sniff(&ftyp(b"mif1")), Some("heif"));
         assert_eq!(sniff(&ftyp(b"isom")), None); // an MP4 video
+        assert_eq!(sniff(&ftyp(b"crx ")), Some("raw")); // Canon CR3
+        assert_eq!(sniff(b"FUJIFILMCCD-RAW 0201FF383501"), Some("raw"));
+        assert_eq!(sniff(b"IIRO\x08\0\0\0"), Some("raw")); // Olympus ORF
+        assert_eq!(sniff(b"II*\0\x08\0\0\0"), Some("tiff")); // TIFF, and CR2/NEF/ARW/DNG
         assert_eq!(sniff(&tiny_jpeg()), Some("jpeg"));
         assert_eq!(sniff(b"\x89PNG\r\n\x1a\n rest"), Some("png"));
         assert_eq!(sniff(b"hello, this is text"), None);
@@ -558,6 +569,16 @@ mod tests {
         std::fs::write(&text, "not an image").unwrap();
         assert_eq!(describe(&text, 0), None);
         assert_eq!(sniff_file(dir.path()), None);
+        // A RAW in a TIFF container is named by its kind; the same bytes named .tif are TIFF.
+        let raw =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/raw/scene.dng");
+        assert_eq!(describe(&raw, 0).unwrap().format.as_deref(), Some("dng"));
+        let renamed = dir.path().join("scene.TIF");
+        std::fs::copy(&raw, &renamed).unwrap();
+        assert_eq!(
+            describe(&renamed, 0).unwrap().format.as_deref(),
+            Some("tiff")
+        );
     }
 
     #[test]

@@ -19,6 +19,12 @@ pub const RAW_EXTENSIONS: &[&str] = &[
     "srw", "3fr", "iiq", "erf", "kdc", "dcr", "mrw", "mos",
 ];
 
+/// Whether the walk takes this file: by its extension, or with `sniff` by its first bytes
+/// (one read of 64 bytes per file of another name; a FIFO or device is never opened).
+pub fn is_image_candidate(path: &Path, sniff: bool) -> bool {
+    has_image_extension(path) || (sniff && crate::metadata::sniff_file(path).is_some())
+}
+
 /// True for a path with a camera RAW extension, in any letter case.
 pub fn is_raw_extension(path: &Path) -> bool {
     path.extension()
@@ -89,7 +95,12 @@ pub struct Found {
 /// the usual junk (`@eaDir`, `node_modules`, ...) and paths matching `exclude` are skipped.
 /// Links are not followed: nothing outside the roots is read, and a link loop cannot trap the
 /// walk. Folders that cannot be read are returned as errors beside the files.
-pub fn walk_library(roots: &[PathBuf], exclude: &globset::GlobSet) -> (Vec<Found>, Vec<Error>) {
+/// With `sniff`, files of other names are taken when their first bytes are an image.
+pub fn walk_library(
+    roots: &[PathBuf],
+    exclude: &globset::GlobSet,
+    sniff: bool,
+) -> (Vec<Found>, Vec<Error>) {
     let mut found = Vec::new();
     let mut errors = Vec::new();
     for root in roots {
@@ -110,7 +121,7 @@ pub fn walk_library(roots: &[PathBuf], exclude: &globset::GlobSet) -> (Vec<Found
                     continue;
                 }
             };
-            if !entry.file_type().is_file() || !has_image_extension(entry.path()) {
+            if !entry.file_type().is_file() || !is_image_candidate(entry.path(), sniff) {
                 continue;
             }
             match entry.metadata() {
@@ -170,6 +181,7 @@ pub fn walk_paths(
     roots: &[PathBuf],
     paths: &[PathBuf],
     exclude: &globset::GlobSet,
+    sniff: bool,
 ) -> (Vec<Found>, Vec<Error>) {
     let mut found = Vec::new();
     let mut errors = Vec::new();
@@ -195,10 +207,10 @@ pub fn walk_paths(
             if is_skipped(path, true, exclude) && path != root {
                 continue;
             }
-            let (mut f, mut e) = walk_library(std::slice::from_ref(path), exclude);
+            let (mut f, mut e) = walk_library(std::slice::from_ref(path), exclude, sniff);
             found.append(&mut f);
             errors.append(&mut e);
-        } else if meta.is_file() && has_image_extension(path) {
+        } else if meta.is_file() && is_image_candidate(path, sniff) {
             found.push(Found {
                 path: path.clone(),
                 size: meta.len(),
@@ -277,7 +289,11 @@ mod tests {
         }
         let mut exclude = globset::GlobSetBuilder::new();
         exclude.add(globset::Glob::new("**/raw").unwrap());
-        let (found, errors) = walk_library(std::slice::from_ref(&root), &exclude.build().unwrap());
+        let (found, errors) = walk_library(
+            std::slice::from_ref(&root),
+            &exclude.build().unwrap(),
+            false,
+        );
         assert!(errors.is_empty(), "{errors:?}");
         let names: Vec<PathBuf> = found
             .iter()
@@ -311,7 +327,7 @@ mod tests {
             dir.path().join("outside.jpg"),
         ];
         let none = globset::GlobSet::empty();
-        let (found, errors) = walk_paths(std::slice::from_ref(&root), &paths, &none);
+        let (found, errors) = walk_paths(std::slice::from_ref(&root), &paths, &none, false);
         assert!(errors.is_empty(), "{errors:?}");
         let names: Vec<PathBuf> = found
             .iter()

@@ -28,6 +28,9 @@ pub enum BenchCommand {
     /// One query in words: the text tower in-process, a whole `imgsim search` with and
     /// without the daemon, beside PyTorch's get_text_features on the same folder (--peer).
     Text(super::bench_text::TextBenchArgs),
+    /// Photos decoded per second by format (JPEG, PNG, HEIC, AVIF, RAW previews, ...),
+    /// through imgsim's own decode path, on one thread.
+    Decode(super::bench_decode::DecodeBenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -275,6 +278,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
         BenchCommand::Soak(args) => return super::bench_soak::run(args),
         BenchCommand::Dupes(args) => return run_dupes(args),
         BenchCommand::Text(args) => return super::bench_text::run(args),
+        BenchCommand::Decode(args) => return super::bench_decode::run(args),
     };
     let device = imgsim::device::select(args.device)?;
     let threads = candle_core::utils::get_num_threads();

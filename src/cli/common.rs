@@ -133,6 +133,11 @@ pub struct LibraryArgs {
     /// Skip paths matching this glob (repeatable), e.g. '**/Screenshots' or '*.gif'.
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
+    /// Also take files of other names (or none) whose first bytes are an image (HEIC, JPEG,
+    /// RAW, ...): one read of 64 bytes per such file. Off by default: files are taken by
+    /// extension.
+    #[arg(long)]
+    pub sniff: bool,
 }
 
 impl LibraryArgs {

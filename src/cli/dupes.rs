@@ -233,6 +233,7 @@ pub fn run(args: DupesArgs) -> anyhow::Result<Outcome> {
             &embedder,
             &roots,
             &globset::GlobSet::empty(),
+            false,
             &mut bar,
         )?;
         drop(bar);

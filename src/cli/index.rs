@@ -51,7 +51,7 @@ pub fn run(args: IndexArgs) -> anyhow::Result<Outcome> {
         let model = embedder.model();
         let table = store.table_or_create(&model.name, &model.id, model.dim())?;
         let mut bar = Bar::new(args.json);
-        let summary = indexer::index(&table, &embedder, &roots, &exclude, &mut bar)?;
+        let summary = indexer::index(&table, &embedder, &roots, &exclude, library.sniff, &mut bar)?;
         drop(bar);
         // A large table gets (or refreshes) its vector index; then the filter index follows
         // the table's new version.
@@ -75,9 +75,14 @@ pub fn run(args: IndexArgs) -> anyhow::Result<Outcome> {
             print_json(&line);
         } else {
             let s = &line.summary;
+            let described = if s.described > 0 {
+                format!(", metadata read for {} already indexed", s.described)
+            } else {
+                String::new()
+            };
             println!(
                 "{}: {} added, {} updated, {} moved, {} removed, {} unchanged, {} failed \
-                 ({} embedded) in {:.1} s; {} images in {}",
+                 ({} embedded{described}) in {:.1} s; {} images in {}",
                 line.model,
                 s.added,
                 s.updated,

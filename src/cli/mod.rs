@@ -3,6 +3,7 @@
 //! `common.rs` holds what the commands share.
 
 mod bench;
+mod bench_decode;
 mod bench_soak;
 mod bench_text;
 mod bench_watch;

@@ -128,7 +128,11 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
             .collect();
         let vector_index = table.vector_index()?;
         let images = table.count()?;
-        let photos = Photos::of(&table.metas()?, images);
+        // A damaged table still gets its status (its damage is what status is for).
+        let photos = table
+            .metas()
+            .map(|metas| Photos::of(&metas, images))
+            .unwrap_or_default();
         lines.push(StatusLine {
             photos,
             damaged,

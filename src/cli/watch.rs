@@ -44,6 +44,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
     let library = &args.library;
     let roots = library.roots(true)?;
     let mut config = WatchConfig::new(roots, library.exclude()?);
+    config.sniff = library.sniff;
     config.poll = args.poll.map(|p| seconds(p, "--poll")).transpose()?;
     config.settle = seconds(args.settle, "--settle")?;
 

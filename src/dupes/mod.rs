@@ -222,13 +222,22 @@ impl<'t, 's> Dupes<'t, 's> {
             stop,
         )?;
         let hash_of = |content: u32| rows[contents[content as usize]].hash.as_str();
+        // A RAW and the JPEG of the same shot look alike by design: a pair of their own
+        // kind (below), never duplicates to clean up.
+        let mut apart = self.apart.clone();
+        let hash_of_path: HashMap<&str, &str> = rows
+            .iter()
+            .map(|r| (r.path.as_str(), r.hash.as_str()))
+            .collect();
+        for row in &rows {
+            if let Some(partner) = row.meta.pair.as_deref().and_then(|p| hash_of_path.get(p)) {
+                apart.insert(ignored::ordered(&row.hash, partner));
+            }
+        }
         let links: Vec<groups::Link> = links
             .into_iter()
             .filter(|l| {
-                self.apart.is_empty()
-                    || !self
-                        .apart
-                        .contains(&ignored::ordered(hash_of(l.a), hash_of(l.b)))
+                apart.is_empty() || !apart.contains(&ignored::ordered(hash_of(l.a), hash_of(l.b)))
             })
             .collect();
         let cliques = groups::cliques(&links, 2);

@@ -9,7 +9,8 @@
 //! photo says about itself: `taken` (the local date and time it was taken), `camera` (make
 //! and model), `lens`, `format` (by content: `jpeg`, `png`, `heic`, ...), `iso`, `focal`
 //! (mm), `has` (`gps`, `camera`, `lens`, `date`: the file's own date, not its file time;
-//! `tag`, `taken`, `iso`, `focal`, `format`: a value in that field, also written `lens:*`)
+//! `pair`: a RAW + rendered file of one shot; `tag`, `taken`, `iso`, `focal`, `format`: a
+//! value in that field, also written `lens:*`)
 //! and `lat`/`lon`. Example: `name:beach* AND tag:2023 -ext:png`.
 //!
 //! Two forms are imgsim's own, rewritten into tantivy's before parsing (see [`rewrite`]):
@@ -242,6 +243,9 @@ impl FilterIndex {
         if let Some(focal) = meta.focal_mm {
             doc.add_text(f.has, "focal");
             doc.add_f64(f.focal, f64::from(focal));
+        }
+        if meta.pair.is_some() {
+            doc.add_text(f.has, "pair");
         }
         if let Some(gps) = meta.gps {
             doc.add_f64(f.lat, gps.lat);
@@ -506,7 +510,9 @@ fn glob_term(term: &str) -> String {
         Some((field, pattern)) => (format!("{field}:"), pattern),
         None => (String::new(), rest),
     };
-    if pattern == "*" || pattern.is_empty() {
+    // `*` alone, or as an open end of a range (`[400 TO *]`, `[* TO 2023]`), is tantivy's.
+    let open_end = ["*]", "*}", "[*", "{*"].contains(&pattern);
+    if pattern == "*" || pattern.is_empty() || open_end {
         return term.to_string();
     }
     let mut regex = String::new();
@@ -723,6 +729,8 @@ mod tests {
             ["fiji.jpg", "newyork.jpg"]
         );
         assert_eq!(paths("iso:[100 TO 1600]"), ["newyork.jpg"]);
+        assert_eq!(paths("iso:[100 TO *]"), ["newyork.jpg"]);
+        assert_eq!(paths("iso:[* TO 100]"), ["paris.heic"]);
         // 5 km around the Eiffel tower; across the 180th meridian; the southern hemisphere.
         assert_eq!(paths("near:48.86,2.29,5"), ["paris.heic"]);
         assert_eq!(

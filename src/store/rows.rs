@@ -131,6 +131,7 @@ pub fn meta_fields() -> Vec<Field> {
         Field::new("gps_lon", DataType::Float64, true),
         Field::new("gps_alt", DataType::Float64, true),
         Field::new("orientation", DataType::UInt32, true),
+        Field::new("pair", DataType::Utf8, true),
     ]
 }
 
@@ -187,6 +188,7 @@ pub fn meta_of(batch: &RecordBatch, i: usize) -> Meta {
         exposure_s: value!(Float32Array, "exposure_s"),
         gps,
         orientation: value!(UInt32Array, "orientation").and_then(|o| u16::try_from(o).ok()),
+        pair: text(batch, "pair", i),
     }
 }
 
@@ -223,6 +225,7 @@ fn meta_arrays(rows: &[&Row]) -> Vec<ArrayRef> {
         Arc::new(UInt32Array::from_iter(
             metas.iter().map(|m| m.orientation.map(u32::from)),
         )),
+        strings(|m| m.pair.as_deref()),
     ]
 }
 
@@ -365,6 +368,7 @@ mod tests {
                     alt: None,
                 }),
                 orientation: Some(6),
+                pair: Some("/p/it's.CR2".into()),
             },
         };
         let empty = Row {

@@ -57,6 +57,8 @@ pub struct WatchConfig {
     /// Canonical paths of the watched folders.
     pub roots: Vec<PathBuf>,
     pub exclude: globset::GlobSet,
+    /// Also take files of other names whose first bytes are an image (`--sniff`).
+    pub sniff: bool,
     /// Poll the folders at this interval instead of following events (network mounts).
     pub poll: Option<Duration>,
     /// A file nobody is known to be writing is complete once unchanged this long.
@@ -78,6 +80,7 @@ impl WatchConfig {
         Self {
             roots,
             exclude,
+            sniff: false,
             poll: None,
             settle: Duration::from_secs(1),
             open_write_limit: Duration::from_secs(60),
@@ -441,7 +444,7 @@ impl<'a> Daemon<'a> {
             return false;
         }
         match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.is_file() => crate::scan::has_image_extension(path),
+            Ok(meta) if meta.is_file() => crate::scan::is_image_candidate(path, self.config.sniff),
             Ok(meta) => meta.is_dir(),
             Err(_) => true,
         }
@@ -592,6 +595,7 @@ impl<'a> Daemon<'a> {
         let pass = Pass {
             roots: &present,
             exclude: &self.config.exclude,
+            sniff: self.config.sniff,
             // A reconcile's paths are the roots themselves: the whole walk.
             scope: Scope::Paths(&paths),
             defer: &defer,

@@ -156,6 +156,9 @@ fn filters_narrow_by_date_camera_lens_place_and_format() {
     assert_eq!(f("format:png"), ["plain.png"]);
     assert_eq!(f("format:jpg -has:gps"), ["nikon.jpg"]);
     assert_eq!(f("iso:[100 TO 400]"), ["nikon.jpg"]);
+    assert_eq!(f("iso:[400 TO *]"), ["newyork.jpg"]);
+    // Pillow writes focal lengths as floats, cameras as rationals: both are read.
+    assert_eq!(f("focal:[20 TO *]"), ["nikon.jpg"]);
 
     // A date that is no date is refused with the forms that are.
     let query = fixtures().join("images/tiny.png");
@@ -504,6 +507,108 @@ fn raw_files_are_read_through_their_preview_or_their_sensor_data() {
     assert_eq!(filtered("format:dng"), ["nopreview.dng", "scene.dng"]);
     assert_eq!(
         filtered("taken:2024-05-04 AND camera:imgsim"),
-        ["nopreview.dng", "scene.dng"]
+        ["nopreview.dng", "scene.dng", "scene.jpg"]
     );
+}
+
+#[test]
+fn a_raw_and_the_jpeg_of_its_shot_are_linked_and_never_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    for name in ["scene.dng", "scene.jpg"] {
+        std::fs::copy(fixtures().join("raw").join(name), photos.join(name)).unwrap();
+    }
+    // A RAW with a JPEG of its name taken at another time: not one shot (and not alike).
+    std::fs::copy(fixtures().join("raw/scene.dng"), photos.join("other.dng")).unwrap();
+    std::fs::copy(exif_fixture("nikon.jpg"), photos.join("other.jpg")).unwrap();
+    let cmd = Imgsim::new();
+    let index = || {
+        let out = cmd.run(&["index", "--model", "phash", photos.to_str().unwrap()]);
+        out.assert_exit(0);
+    };
+    index();
+    let query = fixtures().join("images/tiny.png");
+    let paired = || {
+        names(&cmd.run(&[
+            "similar",
+            "--model",
+            "phash",
+            "--json",
+            "--where",
+            "has:pair",
+            query.to_str().unwrap(),
+        ]))
+    };
+    assert_eq!(paired(), ["scene.dng", "scene.jpg"]);
+
+    // dupes shows them as a RAW + rendered pair, with nothing to remove.
+    let dupes = cmd.run(&[
+        "dupes",
+        "--model",
+        "phash",
+        "--threshold",
+        "0.5",
+        "--json",
+        "--no-daemon",
+    ]);
+    // (The two DNGs are copies of one file: duplicates, rightly.) The JPEG is in no group but
+    // its pair's: a RAW and its JPEG look alike by design, they are no near duplicates or burst.
+    let out = dupes.stdout();
+    for line in out.lines().filter(|l| l.contains("scene.jpg")) {
+        assert!(line.contains("\"kind\":\"raw_jpeg\""), "{out}");
+    }
+    assert!(
+        out.lines()
+            .any(|l| l.contains("raw_jpeg") && l.contains("scene.jpg") && l.contains("scene.dng")),
+        "{out}"
+    );
+
+    // The JPEG goes: the RAW is alone again.
+    std::fs::remove_file(photos.join("scene.jpg")).unwrap();
+    index();
+    assert_eq!(paired(), Vec::<String>::new());
+}
+
+#[test]
+fn sniffing_takes_images_of_any_name_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    std::fs::copy(exif_fixture("nikon.jpg"), photos.join("nikon.jpg")).unwrap();
+    std::fs::copy(exif_fixture("paris.jpg"), photos.join("paris.jpg.backup")).unwrap();
+    std::fs::copy(exif_fixture("paris.heic"), photos.join("IMG_0001")).unwrap();
+    std::fs::write(photos.join("notes.txt"), "not a picture").unwrap();
+    let by_name = Imgsim::new();
+    let out = by_name.run(&[
+        "index",
+        "--model",
+        "phash",
+        "--json",
+        photos.to_str().unwrap(),
+    ]);
+    out.assert_exit(0);
+    assert_eq!(
+        out.json_lines::<IndexLine>()[0].added,
+        1,
+        "{}",
+        out.stdout()
+    );
+
+    let sniffed = Imgsim::new();
+    let out = sniffed.run(&[
+        "index",
+        "--model",
+        "phash",
+        "--json",
+        "--sniff",
+        photos.to_str().unwrap(),
+    ]);
+    let expected = if cfg!(feature = "heif") {
+        (3, 0)
+    } else {
+        (2, 1)
+    };
+    let line = &out.json_lines::<IndexLine>()[0];
+    assert_eq!((line.added, line.failed), expected, "{}", out.stdout());
 }
