@@ -244,15 +244,118 @@ mod raw {
 
     /// The photo in a RAW file, or `None` when rawler knows no camera format in `bytes`.
     pub fn decode(bytes: &[u8]) -> Result<Option<RgbImage>, DecodeError> {
-        let caught = std::panic::catch_unwind(|| decode_unguarded(bytes));
-        caught.unwrap_or_else(|_| Err(corrupt("the RAW parser failed on this file")))
+        quietly(|| decode_unguarded(bytes))
+            .unwrap_or_else(|| Err(corrupt("the RAW parser failed on this file")))
+    }
+
+    std::thread_local! {
+        static IN_RAWLER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// Runs `f`, turning a panic in it into `None` without the panic message on standard
+    /// error: rawler panics on some damaged files (an `assert` on a zero chunk size, found by
+    /// fuzzing), which is this file's error, not a crash to report. Panics elsewhere, on other
+    /// threads or outside `f`, are printed as before.
+    fn quietly<T>(f: impl FnOnce() -> T) -> Option<T> {
+        static HOOK: std::sync::Once = std::sync::Once::new();
+        HOOK.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if !IN_RAWLER.with(|flag| flag.get()) {
+                    previous(info);
+                }
+            }));
+        });
+        IN_RAWLER.with(|flag| flag.set(true));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        IN_RAWLER.with(|flag| flag.set(false));
+        result.ok()
     }
 
     fn corrupt(reason: impl std::fmt::Display) -> DecodeError {
         DecodeError::Corrupt(format!("RAW: {reason}"))
     }
 
+    /// Whether every entry of the TIFF structure rawler will read (the IFD chain and the
+    /// sub-IFDs it follows) keeps its data inside the file. rawler allocates what an entry's
+    /// count says before reading it: a damaged count of 4 billion asked for 30 GB and ended
+    /// the process (found by fuzzing). Non-TIFF containers (CR3, RAF) pass.
+    pub fn tiff_is_sound(bytes: &[u8]) -> bool {
+        let big = match bytes.get(..2) {
+            Some(b"II") => false,
+            Some(b"MM") => true,
+            _ => return true,
+        };
+        let u16_at = |at: usize| -> Option<u32> {
+            let b: [u8; 2] = bytes.get(at..at + 2)?.try_into().ok()?;
+            Some(u32::from(if big {
+                u16::from_be_bytes(b)
+            } else {
+                u16::from_le_bytes(b)
+            }))
+        };
+        let u32_at = |at: usize| -> Option<u32> {
+            let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
+            Some(if big {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            })
+        };
+        // Byte size of one value of each TIFF type (rawler reads unknown types as bytes).
+        const SHIFT: [u32; 14] = [0, 0, 0, 1, 2, 3, 0, 0, 1, 2, 3, 2, 3, 2];
+        const SUB_IFDS: [u32; 4] = [330, 34665, 34853, 34675];
+        let Some(first) = u32_at(4) else {
+            return false;
+        };
+        let mut pending = vec![first];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(offset) = pending.pop() {
+            let at = offset as usize;
+            if offset == 0 || !seen.insert(offset) || seen.len() > 256 {
+                continue;
+            }
+            let Some(count) = u16_at(at) else {
+                return false;
+            };
+            for i in 0..count.min(10_000) as usize {
+                let entry = at + 2 + i * 12;
+                let (Some(tag), Some(kind), Some(n)) =
+                    (u16_at(entry), u16_at(entry + 2), u32_at(entry + 4))
+                else {
+                    break; // a truncated IFD: rawler stops there too
+                };
+                let kind = if kind == 0 || kind > 12 { 7 } else { kind };
+                let size = u64::from(n) << SHIFT[kind as usize];
+                let data = if size <= 4 {
+                    (entry + 8) as u64
+                } else {
+                    u64::from(u32_at(entry + 8).unwrap_or(u32::MAX))
+                };
+                if data + size > bytes.len() as u64 {
+                    return false;
+                }
+                if SUB_IFDS.contains(&tag) && matches!(kind, 4 | 13) {
+                    for k in 0..u64::from(n).min(64) {
+                        if let Some(sub) = u32_at((data + k * 4) as usize) {
+                            pending.push(sub);
+                        }
+                    }
+                }
+            }
+            if let Some(next) = u32_at(at + 2 + count as usize * 12) {
+                pending.push(next);
+            }
+        }
+        true
+    }
+
     fn decode_unguarded(bytes: &[u8]) -> Result<Option<RgbImage>, DecodeError> {
+        if !tiff_is_sound(bytes) {
+            return Err(corrupt(
+                "an entry of its TIFF structure points past the end of the file",
+            ));
+        }
         let source = RawSource::new_from_slice(bytes);
         let Ok(decoder) = rawler::get_decoder(&source) else {
             return Ok(None);
@@ -302,7 +405,10 @@ mod raw {
 
     /// Width and height of the sensor image in a RAW file, read without decoding pixels.
     pub fn dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
-        std::panic::catch_unwind(|| {
+        if !tiff_is_sound(bytes) {
+            return None;
+        }
+        quietly(|| {
             let source = RawSource::new_from_slice(bytes);
             let shape = rawler::global_loader()
                 .decode(&source, &RawDecodeParams::default(), true)
@@ -312,7 +418,6 @@ mod raw {
                 u32::try_from(shape.height).ok()?,
             ))
         })
-        .ok()
         .flatten()
     }
 }
@@ -484,6 +589,13 @@ mod tests {
         )
         .unwrap();
         assert!(decode_bytes(&dng[..dng.len() / 3]).is_err());
+        // An entry whose count says 4 billion values (rawler would allocate 30 GB for it).
+        let mut huge = dng.clone();
+        let ifd = u32::from_le_bytes(huge[4..8].try_into().unwrap()) as usize;
+        huge[ifd + 2 + 4..ifd + 2 + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(!raw::tiff_is_sound(&huge));
+        assert!(decode_bytes(&huge).is_err());
+        assert!(raw::tiff_is_sound(&dng));
         assert_eq!(decode_bytes(&dng).unwrap().dimensions(), (1200, 800));
     }
 
