@@ -41,7 +41,9 @@ pub struct SearchArgs {
     #[arg(long, value_name = "S", allow_negative_numbers = true, value_parser = cosine)]
     min_score: Option<f32>,
     /// Only images matching this filter, in tantivy's query syntax over the fields name,
-    /// dir, ext and tag: e.g. 'name:beach* AND tag:2023 -ext:png'.
+    /// dir, ext, tag, taken (dates: 2023, 2023-06, [2023-06-01 TO 2023-08-31], >=2024-01-15),
+    /// camera, lens, format, iso, focal, has (gps, camera, lens, date, pair) and
+    /// near:LAT,LON,KM: e.g. 'name:beach* AND tag:2023 -ext:png', 'taken:2023 AND has:gps'.
     #[arg(long = "where", value_name = "FILTER")]
     filter: Option<String>,
     /// One JSON line per hit, then a summary line.
