@@ -7,7 +7,11 @@ here. Both hold the same synthetic scene as `scene.jpg` beside them:
 - `nopreview.dng`: the same without the preview: imgsim develops the sensor data;
 - `scan.tif`: a plain TIFF whose Make is a camera maker's (a scanner's);
 - `scene.jpg`: the JPEG "the camera wrote beside the RAW" (same stem as `scene.dng`, taken a
-  second later by its EXIF).
+  second later by its EXIF);
+- `sony.arw`: a Sony ARW (a second RAW format, TIFF-based with a maker note) of the same
+  scene, its 1200x800 preview JPEG in IFD0 stored turned a quarter (EXIF orientation 8), so
+  that only a reader that applies the orientation sees the scene upright. Just enough of a
+  Sony file for rawler: Make/Model of a camera it knows (ILCE-7M3) and a maker note.
 
     python scripts/make_raw_fixtures.py      (Pillow and NumPy)
 """
@@ -21,8 +25,8 @@ from PIL import Image, ImageDraw
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "raw"
 
-BYTE, ASCII, SHORT, LONG, RATIONAL, SRATIONAL = 1, 2, 3, 4, 5, 10
-SIZES = {BYTE: 1, ASCII: 1, SHORT: 2, LONG: 4, RATIONAL: 8, SRATIONAL: 8}
+BYTE, ASCII, SHORT, LONG, RATIONAL, UNDEFINED, SRATIONAL = 1, 2, 3, 4, 5, 7, 10
+SIZES = {BYTE: 1, ASCII: 1, SHORT: 2, LONG: 4, RATIONAL: 8, UNDEFINED: 1, SRATIONAL: 8}
 
 
 def scene(size):
@@ -58,7 +62,7 @@ class Tiff:
             if kind == ASCII:
                 raw = values.encode() + b"\x00"
                 count = len(raw)
-            elif kind == BYTE:
+            elif kind in (BYTE, UNDEFINED):
                 raw = bytes(values)
                 count = len(raw)
             elif kind in (RATIONAL, SRATIONAL):
@@ -151,6 +155,33 @@ def dng(path: Path, with_preview: bool):
     path.write_bytes(bytes(tiff.data))
 
 
+def arw(path: Path):
+    tiff = Tiff()
+    buffer = io.BytesIO()
+    # Stored turned; orientation 8 says "turn a quarter counter-clockwise to view".
+    scene((1200, 800)).transpose(Image.Transpose.ROTATE_270).save(buffer, "JPEG", quality=85)
+    jpeg = buffer.getvalue()
+    jpeg_offset = tiff.blob(jpeg)
+    # Sony's maker note: its 12-byte header, then an IFD (here empty).
+    maker_note = b"SONY DSC \x00\x00\x00" + struct.pack("<HI", 0, 0)
+    exif_ifd = tiff.ifd([
+        (36867, ASCII, "2025:01:02 03:04:05"),
+        (36880, ASCII, "+09:00"),
+        (34855, SHORT, [800]),
+        (37500, UNDEFINED, list(maker_note)),
+    ])
+    root = tiff.ifd([
+        (254, LONG, [1]),
+        (271, ASCII, "SONY"), (272, ASCII, "ILCE-7M3"),
+        (274, SHORT, [8]),
+        (306, ASCII, "2025:01:02 03:04:05"),
+        (513, LONG, [jpeg_offset]), (514, LONG, [len(jpeg)]),
+        (34665, LONG, [exif_ifd]),
+    ])
+    tiff.set_first_ifd(root)
+    path.write_bytes(bytes(tiff.data))
+
+
 def scan_tiff(path: Path):
     """A plain TIFF from a scanner that names a camera maker (Canon makes both): rawler takes
     it for a Canon RAW and fails; imgsim must still read it as the TIFF it is."""
@@ -174,6 +205,7 @@ def main():
     scan_tiff(OUT / "scan.tif")
     dng(OUT / "scene.dng", with_preview=True)
     dng(OUT / "nopreview.dng", with_preview=False)
+    arw(OUT / "sony.arw")
     # The camera's JPEG of the same shot, dated a second after the RAW (as cameras do when
     # the JPEG is written last).
     exif = Image.Exif()

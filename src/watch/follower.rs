@@ -1,52 +1,47 @@
 //! The event source: the platform's file-system notifications (inotify, FSEvents, ...) or a
-//! poll watcher, both behind notify-debouncer-full; and what an event says of a file's writer.
+//! poll watcher, straight from notify; and what an event says of a file's writer.
+//!
+//! Every raw event goes to the daemon's queue, which does its own settling and batching
+//! (`queue.rs`). A debouncer in between (notify-debouncer-full, used before) drops the events
+//! of a file that was created and deleted, or created and renamed, within its window: right
+//! for a viewer of the folder, wrong here, because another writer (`imgsim index` beside the
+//! daemon) may have stored a row for that file meanwhile, and the daemon then never looked
+//! at its path again (a 25-minute soak ended with such a row for a deleted file).
 
 use std::path::Path;
 use std::time::Duration;
 
 use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind};
-use notify::{EventKind, RecursiveMode};
-use notify_debouncer_full::{
-    new_debouncer_opt, DebounceEventResult, Debouncer, NoCache, RecommendedCache,
-};
+use notify::{EventKind, RecursiveMode, Watcher};
 
 use super::queue::Writing;
 use crate::error::{Error, Result};
 
+/// What the event source sends: one raw event, or an error of the watcher.
+pub type EventResult = notify::Result<notify::Event>;
+
 pub enum Follower {
-    Events(Debouncer<notify::RecommendedWatcher, RecommendedCache>),
-    Poll(Debouncer<notify::PollWatcher, NoCache>),
+    Events(notify::RecommendedWatcher),
+    Poll(notify::PollWatcher),
 }
 
 impl Follower {
-    /// The debounce window: bursts within it arrive as one batch of events.
-    const DEBOUNCE: Duration = Duration::from_millis(200);
-
     /// Starts following; events go to `tx`. `poll`: poll at that interval instead.
     pub fn start(
         poll: Option<Duration>,
-        tx: crossbeam_channel::Sender<DebounceEventResult>,
+        tx: crossbeam_channel::Sender<EventResult>,
     ) -> Result<Self> {
-        let handler = move |result: DebounceEventResult| {
+        let handler = move |result: EventResult| {
             let _ = tx.send(result);
         };
         let follower = match poll {
             None => Follower::Events(
-                new_debouncer_opt::<_, notify::RecommendedWatcher, _>(
-                    Self::DEBOUNCE,
-                    None,
-                    handler,
-                    RecommendedCache::new(),
-                    notify::Config::default(),
-                )
-                .map_err(watch_error)?,
+                notify::RecommendedWatcher::new(handler, notify::Config::default())
+                    .map_err(watch_error)?,
             ),
             Some(every) => Follower::Poll(
-                new_debouncer_opt::<_, notify::PollWatcher, _>(
-                    Self::DEBOUNCE,
-                    None,
+                notify::PollWatcher::new(
                     handler,
-                    NoCache,
                     notify::Config::default().with_poll_interval(every),
                 )
                 .map_err(watch_error)?,
@@ -130,5 +125,46 @@ mod tests {
         assert_eq!(writing_of(&data, false), Some(Writing::Unknown));
         assert_eq!(writing_of(&rename, true), Some(Writing::Unknown));
         assert_eq!(writing_of(&meta, true), Some(Writing::Unknown));
+    }
+
+    /// The paths that events name within `wait` of the last one.
+    fn paths_named(
+        rx: &crossbeam_channel::Receiver<EventResult>,
+        wait: Duration,
+    ) -> Vec<std::path::PathBuf> {
+        let mut paths = Vec::new();
+        while let Ok(result) = rx.recv_timeout(wait) {
+            paths.extend(result.unwrap().paths);
+        }
+        paths
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_file_that_lived_a_moment_is_still_named() {
+        // Another writer (`imgsim index`) may store a row for such a file meanwhile: its path
+        // must reach the queue, or the row outlives the file. A debouncer dropped both cases.
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut follower = Follower::start(None, tx).unwrap();
+        follower.watch(&root).unwrap();
+        let (gone, renamed, new_name) = (
+            root.join("gone.png"),
+            root.join("a.png"),
+            root.join("b.png"),
+        );
+        std::fs::write(&gone, b"x").unwrap();
+        std::fs::remove_file(&gone).unwrap();
+        std::fs::write(&renamed, b"x").unwrap();
+        std::fs::rename(&renamed, &new_name).unwrap();
+        let named = paths_named(&rx, Duration::from_millis(500));
+        for path in [&gone, &renamed, &new_name] {
+            assert!(
+                named.contains(path),
+                "{} not named in {named:?}",
+                path.display()
+            );
+        }
     }
 }

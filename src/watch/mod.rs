@@ -36,7 +36,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use notify_debouncer_full::DebounceEventResult;
 use serde::{Deserialize, Serialize};
 
 use crate::embed::Embedder;
@@ -46,7 +45,7 @@ use crate::progress::Progress;
 use crate::scan::Found;
 use crate::store::{Store, WriterLock};
 use crate::util::path_string;
-use follower::{is_out_of_watches, writing_of, Follower};
+use follower::{is_out_of_watches, writing_of, EventResult, Follower};
 use queue::{Queue, Timing};
 use roots::{Identity, Presence};
 pub use status::{DaemonStatus, RootStatus, Stamped};
@@ -171,8 +170,8 @@ pub struct Daemon<'a> {
     stop: &'a AtomicBool,
     report: &'a mut dyn FnMut(Report),
     follower: Follower,
-    events: crossbeam_channel::Receiver<DebounceEventResult>,
-    tx: crossbeam_channel::Sender<DebounceEventResult>,
+    events: crossbeam_channel::Receiver<EventResult>,
+    tx: crossbeam_channel::Sender<EventResult>,
     present: Vec<bool>,
     identities: HashMap<String, Identity>,
     queue: Queue,
@@ -392,41 +391,36 @@ impl<'a> Daemon<'a> {
 
     /// Queues the paths that events name. Reads of files (access events) are ignored, so
     /// the daemon's own reading never makes work.
-    fn take_events(&mut self, result: DebounceEventResult) {
-        let events = match result {
-            Ok(events) => events,
-            Err(errors) => {
-                for e in errors {
-                    if is_out_of_watches(&e) {
-                        self.fall_back_to_polling(&e);
-                    } else {
-                        self.warn(format!("file-system events: {e}"));
-                        // Whatever was lost, a reconcile finds.
-                        self.reconcile.extend(self.config.roots.iter().cloned());
-                    }
+    fn take_events(&mut self, result: EventResult) {
+        let event = match result {
+            Ok(event) => event,
+            Err(e) => {
+                if is_out_of_watches(&e) {
+                    self.fall_back_to_polling(&e);
+                } else {
+                    self.warn(format!("file-system events: {e}"));
+                    // Whatever was lost, a reconcile finds.
+                    self.reconcile.extend(self.config.roots.iter().cloned());
                 }
                 return;
             }
         };
+        if event.need_rescan() {
+            // The kernel's queue overflowed: events were lost.
+            self.reconcile.extend(self.config.roots.iter().cloned());
+            return;
+        }
+        let Some(writing) = writing_of(&event.kind, self.follower.reports_close()) else {
+            return;
+        };
         let now = Instant::now();
-        let reports_close = self.follower.reports_close();
-        for event in events {
-            if event.need_rescan() {
-                // The kernel's queue overflowed: events were lost.
-                self.reconcile.extend(self.config.roots.iter().cloned());
+        for path in &event.paths {
+            if !self.wanted(path) {
                 continue;
             }
-            let Some(writing) = writing_of(&event.kind, reports_close) else {
-                continue;
-            };
-            for path in &event.paths {
-                if !self.wanted(path) {
-                    continue;
-                }
-                let what = format!("{:?} {}", event.kind, path.display());
-                self.set_status(|s| s.last_event = Some(Stamped::now(what)));
-                self.queue.note(path, writing, now);
-            }
+            let what = format!("{:?} {}", event.kind, path.display());
+            self.set_status(|s| s.last_event = Some(Stamped::now(what)));
+            self.queue.note(path, writing, now);
         }
     }
 

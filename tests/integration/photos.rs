@@ -449,7 +449,7 @@ fn raw_files_are_read_through_their_preview_or_their_sensor_data() {
     let dir = tempfile::tempdir().unwrap();
     let photos = dir.path().join("photos");
     std::fs::create_dir(&photos).unwrap();
-    for name in ["scene.dng", "nopreview.dng", "scene.jpg"] {
+    for name in ["scene.dng", "nopreview.dng", "scene.jpg", "sony.arw"] {
         std::fs::copy(fixtures().join("raw").join(name), photos.join(name)).unwrap();
     }
     for name in ["paris.jpg", "nikon.jpg", "upright.jpg"] {
@@ -471,7 +471,7 @@ fn raw_files_are_read_through_their_preview_or_their_sensor_data() {
     out.assert_stderr_has("cut.dng");
     out.assert_stderr_has("notes.nef");
     let line = &out.json_lines::<IndexLine>()[0];
-    assert_eq!((line.added, line.failed), (6, 2), "{}", out.stdout());
+    assert_eq!((line.added, line.failed), (7, 2), "{}", out.stdout());
 
     // The preview (the camera's own rendering) and the developed sensor data both find
     // the JPEG of the same scene first.
@@ -490,6 +490,22 @@ fn raw_files_are_read_through_their_preview_or_their_sensor_data() {
     };
     assert_eq!(first("scene.dng"), ["scene.jpg"]);
     assert_eq!(first("nopreview.dng"), ["scene.jpg"]);
+    assert_eq!(first("sony.arw"), ["scene.jpg"]);
+    // The ARW's preview is stored turned (orientation 8): upright, it is the JPEG's scene.
+    let compare = |a: &str| -> f32 {
+        let out = cmd.run(&[
+            "compare",
+            "--model",
+            "phash",
+            "--json",
+            photos.join(a).to_str().unwrap(),
+            photos.join("scene.jpg").to_str().unwrap(),
+        ]);
+        out.assert_exit(0);
+        out.json_lines::<CompareLine>()[0].cosine
+    };
+    let (arw, dng) = (compare("sony.arw"), compare("scene.dng"));
+    assert!(arw > 0.9 && (arw - dng).abs() < 0.05, "{arw} {dng}");
 
     // Their EXIF, and their kind as the format.
     let query = fixtures().join("images/tiny.png");
@@ -505,6 +521,8 @@ fn raw_files_are_read_through_their_preview_or_their_sensor_data() {
         ]))
     };
     assert_eq!(filtered("format:dng"), ["nopreview.dng", "scene.dng"]);
+    assert_eq!(filtered("format:arw"), ["sony.arw"]);
+    assert_eq!(filtered("camera:sony AND taken:2025-01-02"), ["sony.arw"]);
     assert_eq!(
         filtered("taken:2024-05-04 AND camera:imgsim"),
         ["nopreview.dng", "scene.dng", "scene.jpg"]
