@@ -29,6 +29,7 @@ pub mod progress;
 pub mod resize;
 pub mod scan;
 pub mod search;
+pub mod serve;
 pub mod store;
 pub mod util;
 pub mod watch;

@@ -9,10 +9,14 @@
 //! - `dupes.rs`: `imgsim bench dupes`: grouping time at a library's size, and the recall of
 //!   its pairs against exact search
 //!
+//! - `browser.rs`: headless Chromium through ChromeDriver (WebDriver), and a small HTTP client:
+//!   `imgsim bench serve` and the page's tests drive the page with it
+//!
 //! (`imgsim bench watch` measures the daemon from outside, as whole processes: it lives in the
 //! CLI.)
 
 pub mod ann;
+pub mod browser;
 pub mod dupes;
 pub mod embed;
 

@@ -17,6 +17,7 @@ mod models;
 mod optimize;
 mod repair;
 mod search;
+mod serve;
 mod similar;
 mod status;
 mod tag;
@@ -46,7 +47,7 @@ impl Args {
     /// A process that runs for weeks (the daemon): it gives freed memory back to the system
     /// instead of keeping it for speed (see main.rs).
     pub fn runs_for_long(&self) -> bool {
-        matches!(self.command, Command::Watch(_))
+        matches!(self.command, Command::Watch(_) | Command::Serve(_))
     }
 }
 
@@ -66,6 +67,8 @@ enum Command {
     Dupes(dupes::DupesArgs),
     /// What the index holds, per model.
     Status(status::StatusArgs),
+    /// A local web page to search, browse and clean up the library (127.0.0.1:8417).
+    Serve(serve::ServeArgs),
     /// Compact the index and build or refresh its vector (IVF-PQ) index.
     Optimize(optimize::OptimizeArgs),
     /// Make a damaged index readable again, keeping every row it can (then `index` re-embeds
@@ -117,6 +120,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Command::Search(a) => search::run(a),
         Command::Dupes(a) => dupes::run(a),
         Command::Status(a) => status::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Tag(c) => tag::run(c),
         Command::Optimize(a) => optimize::run(a),
         Command::Repair(a) => repair::run(a),

@@ -30,6 +30,9 @@ pub struct WatchArgs {
     /// One JSON line per thing done on stdout (for logs and scripts).
     #[arg(long)]
     json: bool,
+    /// Also serve the web page (as `imgsim serve`), at ADDR or 127.0.0.1:8417.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = imgsim::serve::DEFAULT_BIND)]
+    serve: Option<std::net::SocketAddr>,
 }
 
 fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
@@ -97,11 +100,37 @@ pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
         signal_hook::flag::register(signal, stop.clone())?;
     }
 
+    let page = args.serve.map(|bind| {
+        let serve_args = super::serve::ServeArgs {
+            bind,
+            open: false,
+            token: None,
+            thumbs_max_mb: 512,
+            clear_thumbs: false,
+            model_dir: library.model.model_dir.clone(),
+            db: library.db.clone(),
+            json: args.json,
+        };
+        let (stop, db_dir) = (stop.clone(), db_dir.clone());
+        std::thread::spawn(move || {
+            let served = serve_args
+                .server(&db_dir)
+                .execute(&stop, |started| serve_args.announce(started));
+            if let Err(e) = served {
+                eprintln!("imgsim: the page is not served: {e}");
+            }
+        })
+    });
+
     let json = args.json;
     let mut report = |r: Report| print_report(&r, json);
     let result = imgsim::watch::Daemon::new(&shared, &config, &stop, &mut report)
         .and_then(|daemon| daemon.run());
     socket::remove_socket(&db_dir);
+    if let Some(page) = page {
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = page.join();
+    }
     result?;
     Ok(Outcome::Done)
 }

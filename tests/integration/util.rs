@@ -328,3 +328,12 @@ pub fn fill_disk(dir: &Path, spare: u64) -> PathBuf {
         .unwrap();
     filler
 }
+
+/// Waits until `done` holds, failing the test after `bound`.
+pub fn wait_for(what: &str, bound: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < bound, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

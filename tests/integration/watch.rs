@@ -215,14 +215,6 @@ impl Watched {
     }
 }
 
-fn wait_for(what: &str, bound: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < bound, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn tiny_embedding(path: &Path) -> Vec<f32> {
     let model = imgsim::models::Model::load(
         &imgsim::models::WeightsSource::Dir(model_dir("tiny-dinov2")),
