@@ -31,6 +31,9 @@ pub enum BenchCommand {
     /// Photos decoded per second by format (JPEG, PNG, HEIC, AVIF, RAW previews, ...),
     /// through imgsim's own decode path, on one thread.
     Decode(super::bench_decode::DecodeBenchArgs),
+    /// The web page (`imgsim serve`) in headless Chromium: time from a query to the first
+    /// screen of thumbnails, made on demand and cached.
+    Serve(super::bench_serve::ServeBenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -279,6 +282,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
         BenchCommand::Dupes(args) => return run_dupes(args),
         BenchCommand::Text(args) => return super::bench_text::run(args),
         BenchCommand::Decode(args) => return super::bench_decode::run(args),
+        BenchCommand::Serve(args) => return super::bench_serve::run(args),
     };
     let device = imgsim::device::select(args.device)?;
     let threads = candle_core::utils::get_num_threads();

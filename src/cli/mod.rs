@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_decode;
+mod bench_serve;
 mod bench_soak;
 mod bench_text;
 mod bench_watch;

@@ -35,7 +35,7 @@ use axum::Router;
 
 use crate::error::{Error, Result};
 use crate::store::Store;
-pub use api::App;
+pub use api::{row_id, App};
 
 /// The address `imgsim serve` binds by default: loopback only.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8417";
@@ -136,6 +136,9 @@ impl Serve {
             url,
             exposed: !addr.ip().is_loopback(),
         });
+        // The last reference to the app (and the store's own runtime in it) is dropped here,
+        // after the server's runtime ended: a runtime cannot be dropped inside another.
+        let keep = app.clone();
         let router = routes(app);
         // The shutdown signal must be owned by the server's future: a thread watches `stop`.
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -160,6 +163,7 @@ impl Serve {
         result.map_err(|e| io_error(&self.db_dir, e))?;
         // Requests still running on blocking threads are not waited for.
         runtime.shutdown_timeout(Duration::from_secs(2));
+        drop(keep);
         Ok(())
     }
 }

@@ -506,3 +506,19 @@ fn serve_without_an_index_says_what_to_do() {
     out.assert_exit(2);
     out.assert_stderr_has("run `imgsim index DIR` first");
 }
+
+#[test]
+fn serve_stops_cleanly_on_a_signal() {
+    let library = Library::new();
+    let mut served = library.serve(&[]);
+    // A request first, so the store and the thumbnails are in use.
+    assert_eq!(served.get("/api/rows").status, 200);
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(served.child.id() as i32, libc::SIGTERM) };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(served.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let status = served.child.wait().unwrap();
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("stopped"), "{stderr}");
+}
