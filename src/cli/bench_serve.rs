@@ -42,15 +42,19 @@ pub struct ServeBenchArgs {
 /// screen loaded. Returns milliseconds.
 const TIMED_SEARCH: &str = r#"
 const [id, where, done] = [arguments[0], arguments[1], arguments[arguments.length - 1]];
+const idle = () => state.loading
+  ? new Promise(r => setTimeout(() => idle().then(r), 20)) : Promise.resolve();
+idle().then(() => {
 document.querySelector('#where').value = where;
 state.mode = 'row'; state.id = id;
 const t0 = performance.now();
-runSearch().then(() => {
+return runSearch().then(() => {
   const onScreen = [...document.querySelectorAll('#results img')]
     .filter(i => i.getBoundingClientRect().top < innerHeight);
   Promise.all(onScreen.map(i => i.complete && i.naturalWidth > 0 ? 1
       : new Promise(r => { i.addEventListener('load', r); i.addEventListener('error', r); })))
     .then(() => done([performance.now() - t0, onScreen.length]));
+});
 });
 "#;
 
@@ -150,8 +154,15 @@ fn measure(
         .map_err(|e| anyhow::anyhow!(e))?;
     browser
         .run(
-            "const s = document.querySelector('#model'); s.value = arguments[0]; s.dispatchEvent(new Event('change'));",
+            "document.body.dataset.ready = '0'; const s = document.querySelector('#model'); s.value = arguments[0]; s.dispatchEvent(new Event('change'));",
             json!([model]),
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
+    browser
+        .wait_for(
+            "the first page of the model",
+            "return document.body.dataset.ready === '1';",
+            Duration::from_secs(120),
         )
         .map_err(|e| anyhow::anyhow!(e))?;
     let (mut cold, mut warm, mut shown) = (Vec::new(), Vec::new(), 0);

@@ -350,6 +350,11 @@ impl App {
     }
 
     pub fn similar_to_upload(&self, q: &Ask, image: &[u8]) -> Result<Items> {
+        if image.is_empty() {
+            return Err(Error::Unsupported(
+                "no picture was sent: the request's body is empty".into(),
+            ));
+        }
         let (info, table) = self.table(q.model.as_deref())?;
         let embedder = self.embedder(&info)?;
         let (offset, limit) = q.window();
@@ -545,6 +550,24 @@ impl App {
                         .into(),
                 )
             })?;
+        let mut group = group;
+        if let Some(keep) = &body.keep {
+            let Some(at) = group
+                .members
+                .iter()
+                .position(|m| row_id(&m.path) == *keep && m.indexed)
+            else {
+                return Err(Error::Unsupported(format!(
+                    "{keep} is not an indexed member of that group"
+                )));
+            };
+            for (i, m) in group.members.iter_mut().enumerate() {
+                m.keep = i == at;
+            }
+            // The keeper first, as the report orders a group.
+            let keeper = group.members.remove(at);
+            group.members.insert(0, keeper);
+        }
         report.groups = vec![group];
         Ok((info, report))
     }
@@ -659,6 +682,9 @@ pub struct GroupAsk {
     pub model: String,
     pub ids: Vec<String>,
     pub threshold: Option<f32>,
+    /// The member to keep, when the user chose another than the suggested keeper.
+    #[serde(default)]
+    pub keep: Option<String>,
 }
 
 /// Runs `f` on a blocking thread; its value as JSON, its error as a status and a message.

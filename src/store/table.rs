@@ -305,16 +305,40 @@ impl ModelTable<'_> {
     ) -> Result<Vec<Hit>> {
         let total = self.count()?;
         if exact_scan_pays(allowed.len(), total) {
-            let paths: Vec<&str> = allowed.iter().map(String::as_str).collect();
-            let mut hits: Vec<Hit> = self
-                .rows_in("path", &paths)?
-                .into_iter()
-                .filter(|row| exclude != Some(row.path.as_str()))
-                .map(|row| Hit {
-                    score: cosine(&row.vector, query),
-                    path: row.path,
-                })
-                .collect();
+            let mut hits: Vec<Hit> = if allowed.len().saturating_mul(4) >= total {
+                // A quarter of the table or more: one scan of the paths and vectors is
+                // cheaper than many `path IN (...)` reads (10,000 of 10,000 rows: 330 ms in
+                // 20 reads before, one scan now).
+                let search = self
+                    .table
+                    .query()
+                    .select(Select::columns(&["path", "vector"]));
+                let mut hits = Vec::new();
+                for batch in &self.collect(search)? {
+                    let paths = strings(batch, "path");
+                    let vectors = column::<FixedSizeListArray>(batch, "vector");
+                    for i in 0..batch.num_rows() {
+                        let path = paths.value(i);
+                        if exclude != Some(path) && allowed.contains(path) {
+                            hits.push(Hit {
+                                path: path.to_string(),
+                                score: cosine(&vector(vectors, i), query),
+                            });
+                        }
+                    }
+                }
+                hits
+            } else {
+                let paths: Vec<&str> = allowed.iter().map(String::as_str).collect();
+                self.rows_in("path", &paths)?
+                    .into_iter()
+                    .filter(|row| exclude != Some(row.path.as_str()))
+                    .map(|row| Hit {
+                        score: cosine(&row.vector, query),
+                        path: row.path,
+                    })
+                    .collect()
+            };
             sort_hits(&mut hits);
             hits.truncate(k);
             return Ok(hits);

@@ -158,6 +158,16 @@ fn browser() -> Option<Browser> {
 
 fn screenshot(browser: &Browser, name: &str) {
     if let Some(dir) = std::env::var_os("IMGSIM_SCREENSHOTS") {
+        // Every picture on screen decoded first.
+        browser
+            .wait_for(
+                "the pictures on screen",
+                "return [...document.querySelectorAll('img')]
+                   .filter(i => !i.hidden && i.getBoundingClientRect().top < innerHeight && i.getBoundingClientRect().width > 0)
+                   .every(i => i.complete && i.naturalWidth > 0);",
+                LIMIT,
+            )
+            .unwrap();
         std::fs::create_dir_all(&dir).unwrap();
         let png = browser.screenshot().unwrap();
         std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).unwrap();
@@ -328,7 +338,22 @@ fn a_duplicate_group_is_resolved_and_undone_in_a_real_browser() {
     );
     screenshot(&browser, "dupes");
 
-    // Move the extra copy to the trash (after the confirmation)...
+    // Keep the other one than suggested, then move the rest to the trash (after the
+    // confirmation)...
+    let suggested = browser
+        .run(
+            "return document.querySelector('.member.keep .path').textContent;",
+            json!([]),
+        )
+        .unwrap();
+    browser.click(".member:not(.keep) .choose").unwrap();
+    let chosen = browser
+        .run(
+            "return document.querySelector('.member.keep .path').textContent;",
+            json!([]),
+        )
+        .unwrap();
+    assert_ne!(suggested, chosen);
     browser.click(".group .trash").unwrap();
     browser.accept_dialog().unwrap();
     browser

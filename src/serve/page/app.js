@@ -226,27 +226,48 @@ async function loadDupes() {
 }
 
 function groupView(group, index, threshold) {
-  const keeper = group.members.find((m) => m.keep) || group.members[0];
+  let keeper = group.members.find((m) => m.keep) || group.members[0];
   const thumb = (m) => m.item ? thumbUrl(m.item) : "";
   const diff = el("div", { class: "diff", title: "difference from the keeper: black where they agree (click another image to compare it)" },
     el("img", { src: thumb(keeper), alt: "" }), el("img", { src: thumb(group.members.find((m) => !m.keep) || keeper), alt: "" }),
     el("span", { class: "diff-label", text: "difference" }));
-  const members = group.members.map((m) => el("div", {
-    class: `member${m.keep ? " keep" : ""}`, "data-id": m.id,
-    onclick: () => { if (!m.keep && m.item) diff.children[1].src = thumb(m); },
-  },
-  m.item ? el("img", { src: thumb(m), alt: m.path }) : el("div", { text: "(not indexed)" }),
-  m.keep ? el("div", { class: "badge", text: "keep" }) : null,
-  el("div", { class: "path", text: m.path }),
-  el("div", { class: "facts", text: `${m.width} × ${m.height}, ${human(m.size)}${m.score != null ? `, cosine ${m.score.toFixed(3)}` : ""}` })));
+  const cards = new Map();
+  // "Keep this": another member becomes the one kept (the suggestion is only a default).
+  const choose = (m) => {
+    keeper = m;
+    for (const [id, card] of cards) {
+      const kept = id === m.id;
+      card.classList.toggle("keep", kept);
+      card.querySelector(".badge").hidden = !kept;
+      card.querySelector(".choose").hidden = kept || !card.dataset.indexed;
+    }
+    diff.children[0].src = thumb(m);
+  };
+  const members = group.members.map((m) => {
+    const card = el("div", {
+      class: `member${m.keep ? " keep" : ""}`, "data-id": m.id, "data-indexed": m.indexed ? "1" : "",
+      onclick: () => { if (m.id !== keeper.id && m.item) diff.children[1].src = thumb(m); },
+    },
+    m.item ? el("img", { src: thumb(m), alt: m.path }) : el("div", { text: "(not indexed)" }),
+    el("div", { class: "badge", text: "keep" }),
+    el("div", { class: "path", text: m.path }),
+    el("div", { class: "facts", text: `${m.width} × ${m.height}, ${human(m.size)}${m.score != null ? `, cosine ${m.score.toFixed(3)}` : ""}` }),
+    group.removable ? el("button", { type: "button", class: "choose", text: "Keep this one",
+      onclick: (e) => { e.stopPropagation(); choose(m); } }) : null);
+    card.querySelector(".badge").hidden = !m.keep;
+    const chooser = card.querySelector(".choose");
+    if (chooser) chooser.hidden = m.keep || !m.indexed;
+    cards.set(m.id, card);
+    return card;
+  });
   const ids = group.members.filter((m) => m.indexed).map((m) => m.id);
   const box = el("div", { class: "group", "data-group": index });
   const act = async (path, question) => {
-    if (question && !confirm(question)) return;
+    if (question && !confirm(question())) return;
     try {
-      const r = await api(path, { method: "POST", json: { model: state.model, ids, threshold: Number(threshold) } });
+      const r = await api(path, { method: "POST", json: { model: state.model, ids, threshold: Number(threshold), keep: keeper.id } });
       box.classList.add("done");
-      box.querySelectorAll(".actions button").forEach((b) => (b.disabled = true));
+      box.querySelectorAll("button").forEach((b) => (b.disabled = true));
       if (r.steps) {
         const moved = r.steps.filter((s) => !s.skipped).length;
         toast(`${moved} moved to the trash; "Undo the last change" puts them back`);
@@ -255,9 +276,10 @@ function groupView(group, index, threshold) {
       }
     } catch (e) { toast(e.message); }
   };
+  const others = group.members.length - 1;
   const actions = el("div", { class: "actions" },
-    group.removable ? el("button", { type: "button", class: "trash", text: group.members.length === 2 ? "Move the other to the trash" : `Move the ${group.members.length - 1} others to the trash`,
-      onclick: () => act("/api/dupes/trash", `Move ${group.members.length - 1} file(s) to the trash and keep ${keeper.path}?`) }) : null,
+    group.removable ? el("button", { type: "button", class: "trash", text: others === 1 ? "Move the other to the trash" : `Move the ${others} others to the trash`,
+      onclick: () => act("/api/dupes/trash", () => `Move ${others} file(s) to the trash and keep ${keeper.path}?`) }) : null,
     el("button", { type: "button", class: "ignore", text: "Not duplicates", onclick: () => act("/api/dupes/ignore") }));
   box.append(el("h3", { text: `${group.label}: ${group.members.length} images` }),
     el("div", { class: "members" }, ...members, diff), actions);
