@@ -304,6 +304,76 @@ fn the_page_searches_browses_and_narrows_in_a_real_browser() {
 }
 
 #[test]
+fn words_search_on_the_page_ranks_as_imgsim_search_does() {
+    // A CLIP table (the tiny test model, which has a text tower and CLIP's real tokenizer).
+    let library = Library::new();
+    let tiny = model_dir("tiny-clip");
+    let db = library.dir.path().join("db-clip");
+    let (db_arg, tiny_arg) = (db.to_str().unwrap(), tiny.to_str().unwrap());
+    imgsim(&[
+        "index",
+        "--model-dir",
+        tiny_arg,
+        "--db",
+        db_arg,
+        library.photos.to_str().unwrap(),
+    ])
+    .assert_exit(0);
+    let words = "a zebra in the grass";
+    let cli: Vec<String> = imgsim(&[
+        "search",
+        words,
+        "--model-dir",
+        tiny_arg,
+        "--db",
+        db_arg,
+        "--json",
+        "-k",
+        "5",
+    ])
+    .json_lines::<Value>()
+    .into_iter()
+    .filter(|l| l["type"] == "hit")
+    .map(|l| {
+        let path = l["path"].as_str().unwrap().to_string();
+        path.rsplit('/').next().unwrap().to_string()
+    })
+    .collect();
+    assert_eq!(cli.len(), 5, "{cli:?}");
+
+    // The same photos, served from the CLIP database (the library's folder lives as long).
+    let clip_library = Library { db, ..library };
+    let served = clip_library.serve(&["--model-dir", tiny_arg]);
+    let Some(browser) = browser() else {
+        return;
+    };
+    browser.goto(&served.url).unwrap();
+    card_names(&browser);
+    let shown = browser
+        .run(
+            "return !document.querySelector('#words').hidden;",
+            json!([]),
+        )
+        .unwrap();
+    assert_eq!(shown, json!(true), "a model with a text tower offers words");
+    let hits = search_and_wait(&browser, || {
+        browser.type_into("#words", words).unwrap();
+        browser.click("#go").unwrap();
+    });
+    assert_eq!(hits[..5], cli[..], "the page ranks as `imgsim search` does");
+    let summary = browser
+        .run(
+            "return document.querySelector('#summary').textContent;",
+            json!([]),
+        )
+        .unwrap();
+    assert!(
+        summary.as_str().unwrap().contains("nearest the words"),
+        "{summary}"
+    );
+}
+
+#[test]
 fn a_duplicate_group_is_resolved_and_undone_in_a_real_browser() {
     let library = Library::new();
     let served = library.serve(&[]);
