@@ -60,6 +60,19 @@ impl Embedder {
         &self.device
     }
 
+    /// Embeds a picture from its file bytes (a query a client sent); `name` names it in
+    /// errors. JPEGs are decoded at the reduced size the model's resize allows.
+    pub fn embed_bytes(&self, bytes: &[u8], name: &str) -> Result<Vec<f32>> {
+        let shortest_edge = self.model().preprocess.shortest_edge;
+        let decoded = crate::decode::decode_bytes_for(bytes, shortest_edge).map_err(|error| {
+            crate::error::Error::Decode {
+                path: std::path::PathBuf::from(name),
+                error,
+            }
+        })?;
+        self.embed_image(&decoded)
+    }
+
     /// Embeds one decoded image.
     pub fn embed_image(&self, image: &RgbImage) -> Result<Vec<f32>> {
         match self.prepare_image(image)? {

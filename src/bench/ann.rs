@@ -16,6 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
+use super::percentile;
 use crate::error::{Error, Result};
 use crate::eval::exact_top_k;
 use crate::store::{Row, Store};
@@ -118,14 +119,6 @@ pub fn ground_truth(
         .into_iter()
         .map(|hits| hits.into_iter().map(|h| h.index).collect())
         .collect())
-}
-
-fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
-    if sorted_ms.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted_ms.len() as f64 - 1.0) * p).round() as usize;
-    sorted_ms[i]
 }
 
 /// Runs imgsim's side: loads the vectors into a fresh table, measures exact search, builds

@@ -21,3 +21,12 @@ pub mod dupes;
 pub mod embed;
 
 pub use embed::*;
+
+/// The value at quantile `p` (0 to 1) of sorted measurements; NaN when there are none.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}

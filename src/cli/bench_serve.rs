@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use imgsim::bench::browser::Browser;
+use imgsim::bench::percentile;
 use imgsim::serve::Serve;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -98,40 +99,35 @@ pub fn run(args: ServeBenchArgs) -> anyhow::Result<Outcome> {
     let result = measure(&args, &url, &info.model, &paths);
     stop.store(true, Ordering::Relaxed);
     let _ = server.join();
-    let (cold, warm, shown) = result?;
-    let p = |v: &[f64], q: f64| -> f64 {
-        let mut v = v.to_vec();
-        v.sort_by(f64::total_cmp);
-        v[((v.len() - 1) as f64 * q).round() as usize]
-    };
+    let (mut cold, mut warm, shown) = result?;
+    cold.sort_by(f64::total_cmp);
+    warm.sort_by(f64::total_cmp);
+    // p50, p90 and the slowest, in milliseconds.
+    let spread = |v: &[f64]| [0.5, 0.9, 1.0].map(|q| percentile(v, q));
+    let (cold, warm) = (spread(&cold), spread(&warm));
     if args.json {
+        let ms = |[p50, p90, max]: [f64; 3]| json!({"p50": p50, "p90": p90, "max": max});
         print_json(&json!({
             "type": "serve_bench",
             "model": info.model,
             "rows": rows,
-            "queries": warm.len(),
+            "queries": paths.len(),
             "first_screen_thumbnails": shown,
-            "cold_ms": {"p50": p(&cold, 0.5), "p90": p(&cold, 0.9), "max": p(&cold, 1.0)},
-            "cached_ms": {"p50": p(&warm, 0.5), "p90": p(&warm, 0.9), "max": p(&warm, 1.0)},
+            "cold_ms": ms(cold),
+            "cached_ms": ms(warm),
         }));
     } else {
         println!(
             "serve: {} queries on {rows} {} rows, first screen = {shown} thumbnails (1280x900)",
-            warm.len(),
+            paths.len(),
             info.model
         );
-        println!(
-            "  thumbnails made on demand: p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms",
-            p(&cold, 0.5),
-            p(&cold, 0.9),
-            p(&cold, 1.0)
-        );
-        println!(
-            "  thumbnails cached:         p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms",
-            p(&warm, 0.5),
-            p(&warm, 0.9),
-            p(&warm, 1.0)
-        );
+        for (label, [p50, p90, max]) in [
+            ("thumbnails made on demand:", cold),
+            ("thumbnails cached:        ", warm),
+        ] {
+            println!("  {label} p50 {p50:.0} ms, p90 {p90:.0} ms, max {max:.0} ms");
+        }
     }
     Ok(Outcome::Done)
 }

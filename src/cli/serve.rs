@@ -81,7 +81,7 @@ impl ServeArgs {
             );
         }
         if self.open {
-            if let Err(e) = imgsim::serve::open_in_browser(&started.url) {
+            if let Err(e) = imgsim::serve::open_on_desktop(&started.url) {
                 eprintln!(
                     "imgsim: could not open a browser ({e}); open {} yourself",
                     started.url

@@ -209,11 +209,7 @@ pub enum StatusJson {
 /// The state of the watch daemon on this database, if one answers.
 #[cfg(unix)]
 fn daemon_status(db_dir: &Path) -> Option<imgsim::watch::DaemonStatus> {
-    use imgsim::watch::socket::{ask, Request, Response};
-    match ask(db_dir, &Request::Status, &[]) {
-        Ok(Some(Response::Status(status))) => Some(status),
-        _ => None,
-    }
+    imgsim::watch::socket::daemon_status(db_dir)
 }
 
 #[cfg(not(unix))]

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::metadata::Meta;
 use crate::models::{TextModel, WeightsSource};
 use crate::progress::Quiet;
-use crate::search::{Narrowing, Query as SimilarQuery};
+use crate::search::Narrowing;
 use crate::store::{ModelTable, Row, Store, TableInfo, WriterLock};
 use crate::util::path_of;
 
@@ -358,27 +358,19 @@ impl App {
         let (info, table) = self.table(q.model.as_deref())?;
         let embedder = self.embedder(&info)?;
         let (offset, limit) = q.window();
-        let shortest_edge = embedder.model().preprocess.shortest_edge;
-        let name = "the uploaded image";
         let vector = {
             let _one = self.queries.lock().unwrap_or_else(|e| e.into_inner());
-            let decoded =
-                crate::decode::decode_bytes_for(image, shortest_edge).map_err(|error| {
-                    Error::Decode {
-                        path: PathBuf::from(name),
-                        error,
-                    }
-                })?;
-            embedder.embed_image(&decoded)?
+            embedder.embed_bytes(image, "the uploaded image")?
         };
-        let query = SimilarQuery {
-            path: "",
-            k: offset + limit + 1,
-            filter: q.filter(),
-            min_score: None,
-        };
-        let results = crate::search::similar(&table, &query, || Ok(vector), Some(&self.filters))?;
-        self.page_of(&info, &table, results.hits, offset, limit, results.indexed)
+        let indexed = table.count()?;
+        let hits = crate::search::nearest(
+            &table,
+            &vector,
+            indexed,
+            &Self::narrowing(q.filter(), offset + limit + 1, &[]),
+            Some(&self.filters),
+        )?;
+        self.page_of(&info, &table, hits, offset, limit, indexed)
     }
 
     pub fn search_words(&self, q: &Ask) -> Result<Items> {
@@ -443,7 +435,7 @@ impl App {
         let folder = path.parent().map(PathBuf::from).unwrap_or_default();
         let mut opened = false;
         if q.open.unwrap_or(false) {
-            opened = super::open_in_browser(&folder.to_string_lossy()).is_ok();
+            opened = super::open_on_desktop(&folder.to_string_lossy()).is_ok();
         }
         Ok(serde_json::json!({
             "path": path.display().to_string(),
@@ -462,7 +454,7 @@ impl App {
             .or((info.model == "phash").then_some(0.5))
     }
 
-    fn dupes_report(&self, q: &Ask) -> Result<(TableInfo, Report)> {
+    fn dupes_report(&self, q: &Ask) -> Result<(TableInfo, ModelTable<'_>, Report)> {
         let (info, table) = self.table(q.model.as_deref())?;
         let threshold = q
             .threshold
@@ -478,12 +470,11 @@ impl App {
         let report = Dupes::new(&table, threshold)
             .ignoring(&decisions)
             .execute(&mut Quiet, &AtomicBool::new(false))?;
-        Ok((info, report))
+        Ok((info, table, report))
     }
 
     pub fn dupes(&self, q: &Ask) -> Result<serde_json::Value> {
-        let (info, report) = self.dupes_report(q)?;
-        let (_, table) = self.table(Some(&info.model_id))?;
+        let (info, table, report) = self.dupes_report(q)?;
         let ids = self.ids(&info, &table)?;
         let groups: Vec<serde_json::Value> = report
             .groups
@@ -531,7 +522,7 @@ impl App {
             threshold: body.threshold,
             ..Ask::default()
         };
-        let (info, mut report) = self.dupes_report(&ask)?;
+        let (info, _, mut report) = self.dupes_report(&ask)?;
         let wanted: std::collections::HashSet<&str> = body.ids.iter().map(String::as_str).collect();
         let group: Group = report
             .groups
@@ -636,11 +627,7 @@ impl App {
 /// The watch daemon's state, when one runs on this database.
 #[cfg(unix)]
 fn daemon_status(db_dir: &std::path::Path) -> Option<crate::watch::DaemonStatus> {
-    use crate::watch::socket::{ask, Request, Response};
-    match ask(db_dir, &Request::Status, &[]) {
-        Ok(Some(Response::Status(status))) => Some(status),
-        _ => None,
-    }
+    crate::watch::socket::daemon_status(db_dir)
 }
 
 #[cfg(not(unix))]

@@ -281,15 +281,16 @@ fn secure(headers: &mut HeaderMap) {
     );
 }
 
-/// Installs nothing, spawns nothing: opens `url` in the desktop's browser (`--open`).
-pub fn open_in_browser(url: &str) -> std::io::Result<()> {
+/// Opens `target` (the page's address, or a photo's folder) with the desktop's own handler
+/// (`xdg-open`, `open`): the browser for `--open`, the file manager for "Open its folder".
+pub fn open_on_desktop(target: &str) -> std::io::Result<()> {
     let opener = if cfg!(target_os = "macos") {
         "open"
     } else {
         "xdg-open"
     };
     std::process::Command::new(opener)
-        .arg(url)
+        .arg(target)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

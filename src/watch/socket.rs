@@ -268,6 +268,14 @@ impl Drop for Slot {
 }
 
 /// Removes the socket (at the daemon's orderly end).
+/// The state of the watch daemon on this database, if one answers.
+pub fn daemon_status(db_dir: &Path) -> Option<crate::watch::DaemonStatus> {
+    match ask(db_dir, &Request::Status, &[]) {
+        Ok(Some(Response::Status(status))) => Some(status),
+        _ => None,
+    }
+}
+
 pub fn remove_socket(db_dir: &Path) {
     let _ = std::fs::remove_file(db_dir.join(SOCKET));
 }
@@ -432,7 +440,7 @@ fn similar(
         filter: request.filter.as_deref(),
         min_score: request.min_score,
     };
-    let embed = || embed_bytes(embedder, image, &request.query_path);
+    let embed = || embedder.embed_bytes(image, &request.query_path);
     let _one_at_a_time = shared.queries.lock().unwrap_or_else(|e| e.into_inner());
     let results = search::similar(&table, &query, embed, Some(&shared.filters))?;
     Ok(Response::Hits {
@@ -472,17 +480,6 @@ fn held(
                 .collect(),
         }),
     })
-}
-
-/// The embedding of a picture a client sent (`path` names it in errors).
-fn embed_bytes(embedder: &crate::embed::Embedder, image: &[u8], path: &str) -> Result<Vec<f32>> {
-    let shortest_edge = embedder.model().preprocess.shortest_edge;
-    let decoded =
-        crate::decode::decode_bytes_for(image, shortest_edge).map_err(|source| Error::Decode {
-            path: PathBuf::from(path),
-            error: source,
-        })?;
-    embedder.embed_image(&decoded)
 }
 
 /// `search` on the daemon's loaded models: words through its text tower (loaded on first
@@ -530,7 +527,7 @@ fn search_terms(
                 exclude.push(path.as_str());
                 match stored(path)? {
                     Some(vector) => (vector, "indexed"),
-                    None => (embed_bytes(embedder, image, path)?, "image"),
+                    None => (embedder.embed_bytes(image, path)?, "image"),
                 }
             }
         };

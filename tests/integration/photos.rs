@@ -74,6 +74,14 @@ fn names(out: &Run) -> Vec<String> {
     names
 }
 
+/// `imgsim similar --model phash --json EXTRA... QUERY`: the names it finds, sorted.
+fn phash_similar(cmd: &Imgsim, query: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["similar", "--model", "phash", "--json"];
+    args.extend_from_slice(extra);
+    args.push(query.to_str().unwrap());
+    names(&cmd.run(&args))
+}
+
 fn photos_of(out: &Run) -> Photos {
     out.json_lines::<StatusLine>()
         .into_iter()
@@ -317,19 +325,7 @@ fn a_database_without_metadata_gains_it_without_embedding_anything() {
 
     // The metadata filters answer; the tags and vectors are those that were stored.
     let query = fixtures().join("images/tiny.png");
-    let search = |filter: &str| {
-        names(&cmd.run(&[
-            "similar",
-            "--db",
-            db_arg,
-            "--model",
-            "phash",
-            "--json",
-            "--where",
-            filter,
-            query.to_str().unwrap(),
-        ]))
-    };
+    let search = |filter: &str| phash_similar(&cmd, &query, &["--db", db_arg, "--where", filter]);
     assert_eq!(search("camera:pixel*"), ["newyork.jpg"]);
     assert_eq!(search("taken:2023-06-01 AND tag:holiday"), ["paris.jpg"]);
     assert_eq!(search("taken:2024-02-03"), ["plain.png"]);
@@ -398,17 +394,7 @@ fn heic_and_avif_photos_are_read_with_their_exif_and_found_beside_their_jpeg() {
     assert_eq!((line.added, line.failed), (6, 1), "{}", out.stdout());
 
     // Each is the other's first hit (the query itself is left out).
-    let first = |query: &str| {
-        names(&cmd.run(&[
-            "similar",
-            "--model",
-            "phash",
-            "--json",
-            "-k",
-            "1",
-            photos.join(query).to_str().unwrap(),
-        ]))
-    };
+    let first = |query: &str| phash_similar(&cmd, &photos.join(query), &["-k", "1"]);
     assert_eq!(first("paris.heic"), ["paris.jpg"]);
     assert_eq!(first("paris.jpg"), ["paris.heic"]);
     assert_eq!(first("nikon.avif"), ["nikon.jpg"]);
@@ -416,17 +402,7 @@ fn heic_and_avif_photos_are_read_with_their_exif_and_found_beside_their_jpeg() {
 
     // Their EXIF is read as a JPEG's is.
     let query = fixtures().join("images/tiny.png");
-    let filtered = |filter: &str| {
-        names(&cmd.run(&[
-            "similar",
-            "--model",
-            "phash",
-            "--json",
-            "--where",
-            filter,
-            query.to_str().unwrap(),
-        ]))
-    };
+    let filtered = |filter: &str| phash_similar(&cmd, &query, &["--where", filter]);
     assert_eq!(filtered("format:heic AND has:gps"), ["paris.heic"]);
     assert_eq!(filtered("format:avif AND camera:nikon"), ["nikon.avif"]);
 }
@@ -476,17 +452,11 @@ fn raw_files_are_read_through_their_preview_or_their_sensor_data() {
     // The preview (the camera's own rendering) and the developed sensor data both find
     // the JPEG of the same scene first.
     let first = |query: &str| {
-        names(&cmd.run(&[
-            "similar",
-            "--model",
-            "phash",
-            "--json",
-            "-k",
-            "1",
-            "--where",
-            "format:jpeg",
-            photos.join(query).to_str().unwrap(),
-        ]))
+        phash_similar(
+            &cmd,
+            &photos.join(query),
+            &["-k", "1", "--where", "format:jpeg"],
+        )
     };
     assert_eq!(first("scene.dng"), ["scene.jpg"]);
     assert_eq!(first("nopreview.dng"), ["scene.jpg"]);
@@ -509,17 +479,7 @@ fn raw_files_are_read_through_their_preview_or_their_sensor_data() {
 
     // Their EXIF, and their kind as the format.
     let query = fixtures().join("images/tiny.png");
-    let filtered = |filter: &str| {
-        names(&cmd.run(&[
-            "similar",
-            "--model",
-            "phash",
-            "--json",
-            "--where",
-            filter,
-            query.to_str().unwrap(),
-        ]))
-    };
+    let filtered = |filter: &str| phash_similar(&cmd, &query, &["--where", filter]);
     assert_eq!(filtered("format:dng"), ["nopreview.dng", "scene.dng"]);
     assert_eq!(filtered("format:arw"), ["sony.arw"]);
     assert_eq!(filtered("camera:sony AND taken:2025-01-02"), ["sony.arw"]);
@@ -547,17 +507,7 @@ fn a_raw_and_the_jpeg_of_its_shot_are_linked_and_never_duplicates() {
     };
     index();
     let query = fixtures().join("images/tiny.png");
-    let paired = || {
-        names(&cmd.run(&[
-            "similar",
-            "--model",
-            "phash",
-            "--json",
-            "--where",
-            "has:pair",
-            query.to_str().unwrap(),
-        ]))
-    };
+    let paired = || phash_similar(&cmd, &query, &["--where", "has:pair"]);
     assert_eq!(paired(), ["scene.dng", "scene.jpg"]);
 
     // dupes shows them as a RAW + rendered pair, with nothing to remove.

@@ -176,6 +176,17 @@ fn screenshot(browser: &Browser, name: &str) {
 
 const LIMIT: Duration = Duration::from_secs(60);
 
+/// The text of the first element matching `css`.
+fn text_of(browser: &Browser, css: &str) -> String {
+    let text = browser
+        .run(
+            "return document.querySelector(arguments[0]).textContent;",
+            json!([css]),
+        )
+        .unwrap();
+    text.as_str().unwrap_or_default().to_string()
+}
+
 /// The names on the cards, once the search that is running has finished.
 fn card_names(browser: &Browser) -> Vec<String> {
     browser
@@ -271,13 +282,7 @@ fn the_page_searches_browses_and_narrows_in_a_real_browser() {
             LIMIT,
         )
         .unwrap();
-    let meta = browser
-        .run(
-            "return document.querySelector('#large-meta').textContent;",
-            json!([]),
-        )
-        .unwrap();
-    let meta = meta.as_str().unwrap();
+    let meta = text_of(&browser, "#large-meta");
     assert!(
         meta.contains("640 × 480") && meta.contains("Format"),
         "{meta}"
@@ -361,16 +366,8 @@ fn words_search_on_the_page_ranks_as_imgsim_search_does() {
         browser.click("#go").unwrap();
     });
     assert_eq!(hits[..5], cli[..], "the page ranks as `imgsim search` does");
-    let summary = browser
-        .run(
-            "return document.querySelector('#summary').textContent;",
-            json!([]),
-        )
-        .unwrap();
-    assert!(
-        summary.as_str().unwrap().contains("nearest the words"),
-        "{summary}"
-    );
+    let summary = text_of(&browser, "#summary");
+    assert!(summary.contains("nearest the words"), "{summary}");
 }
 
 #[test]
@@ -396,33 +393,15 @@ fn a_duplicate_group_is_resolved_and_undone_in_a_real_browser() {
             LIMIT,
         )
         .unwrap();
-    let label = browser
-        .run(
-            "return document.querySelector('.group h3').textContent;",
-            json!([]),
-        )
-        .unwrap();
-    assert!(
-        label.as_str().unwrap().starts_with("exact copies"),
-        "{label}"
-    );
+    let label = text_of(&browser, ".group h3");
+    assert!(label.starts_with("exact copies"), "{label}");
     screenshot(&browser, "dupes");
 
     // Keep the other one than suggested, then move the rest to the trash (after the
     // confirmation)...
-    let suggested = browser
-        .run(
-            "return document.querySelector('.member.keep .path').textContent;",
-            json!([]),
-        )
-        .unwrap();
+    let suggested = text_of(&browser, ".member.keep .path");
     browser.click(".member:not(.keep) .choose").unwrap();
-    let chosen = browser
-        .run(
-            "return document.querySelector('.member.keep .path').textContent;",
-            json!([]),
-        )
-        .unwrap();
+    let chosen = text_of(&browser, ".member.keep .path");
     assert_ne!(suggested, chosen);
     browser.click(".group .trash").unwrap();
     browser.accept_dialog().unwrap();
