@@ -418,6 +418,8 @@ fn a_duplicate_group_is_resolved_and_undone_in_a_real_browser() {
         1,
         "one of the two is kept"
     );
+    let kept = if copy.exists() { &copy } else { &coco_original };
+    assert_eq!(kept.display().to_string(), chosen, "the one chosen is kept");
     let trashed = std::fs::read_dir(&served.trash).unwrap().count();
     assert_eq!(trashed, 1, "the other is in the trash");
 
