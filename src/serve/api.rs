@@ -154,12 +154,9 @@ impl App {
             }
         }
         let map: RowsById = table
-            .all_rows()?
+            .listing()?
             .into_iter()
-            .map(|mut row| {
-                row.vector = Vec::new();
-                (row_id(&row.path), Arc::new(row))
-            })
+            .map(|row| (row_id(&row.path), Arc::new(row)))
             .collect();
         let map = Arc::new(map);
         if let Ok(mut ids) = self.ids.lock() {

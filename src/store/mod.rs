@@ -350,6 +350,27 @@ mod tests {
     }
 
     #[test]
+    fn a_listing_is_every_row_without_its_vector() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), true).unwrap();
+        let table = store.table_or_create("m", "m@1", 2).unwrap();
+        let mut b = row("/x/b.jpg", "h2", vec![0.0, 1.0]);
+        b.meta.format = Some("png".into());
+        table
+            .upsert(&[row("/x/a.jpg", "h1", vec![1.0, 0.0]), b])
+            .unwrap();
+        let mut expected = table.all_rows().unwrap();
+        for r in &mut expected {
+            r.vector.clear();
+        }
+        let mut listed = table.listing().unwrap();
+        listed.sort_by(|x, y| x.path.cmp(&y.path));
+        expected.sort_by(|x, y| x.path.cmp(&y.path));
+        assert_eq!(listed, expected);
+        assert_eq!(listed[1].meta.format.as_deref(), Some("png"));
+    }
+
+    #[test]
     fn duplicate_paths_are_repaired_and_a_stale_filter_index_is_rebuilt() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db"), true).unwrap();

@@ -269,7 +269,10 @@ pub fn rows_of(batch: &RecordBatch) -> Vec<Row> {
     let heights = column::<UInt32Array>(batch, "height");
     let indexed = column::<Int64Array>(batch, "indexed_at");
     let tags = column::<ListArray>(batch, "tags");
-    let vectors = column::<FixedSizeListArray>(batch, "vector");
+    // A listing reads rows without their vectors (`ModelTable::listing`).
+    let vectors = batch
+        .column_by_name("vector")
+        .and_then(|c| c.as_any().downcast_ref::<FixedSizeListArray>());
     (0..batch.num_rows())
         .map(|i| Row {
             path: paths.value(i).to_string(),
@@ -280,7 +283,7 @@ pub fn rows_of(batch: &RecordBatch) -> Vec<Row> {
             height: heights.value(i),
             indexed_at: indexed.value(i),
             tags: string_list(tags, i),
-            vector: vector(vectors, i),
+            vector: vectors.map(|v| vector(v, i)).unwrap_or_default(),
             meta: meta_of(batch, i),
         })
         .collect()

@@ -170,6 +170,28 @@ impl ModelTable<'_> {
     }
 
     /// Every row, vectors included.
+    /// Every row without its vector (empty): what a listing shows, without reading the
+    /// bulk of the table.
+    pub fn listing(&self) -> Result<Vec<Row>> {
+        let mut columns: Vec<String> = [
+            "path",
+            "size",
+            "mtime_ns",
+            "hash",
+            "width",
+            "height",
+            "indexed_at",
+            "tags",
+        ]
+        .map(String::from)
+        .to_vec();
+        if self.has_meta {
+            columns.extend(super::rows::meta_columns());
+        }
+        let batches = self.collect(self.table.query().select(Select::columns(&columns)))?;
+        Ok(batches.iter().flat_map(rows_of).collect())
+    }
+
     pub fn all_rows(&self) -> Result<Vec<Row>> {
         let batches = self.collect(self.table.query())?;
         Ok(batches.iter().flat_map(rows_of).collect())
