@@ -425,9 +425,16 @@ fn a_duplicate_group_is_resolved_and_undone_in_a_real_browser() {
 
     // ...and undo it.
     browser.click("#undo").unwrap();
-    wait_for("the undo", Duration::from_secs(30), || {
-        copy.exists() && coco_original.exists()
-    });
+    // The page says so once the server has put the file back (polling the disk instead can
+    // catch the trash crate's empty placeholder just before its rename).
+    browser
+        .wait_for(
+            "the undo",
+            "return document.querySelector('#toast').textContent.includes('put back');",
+            LIMIT,
+        )
+        .unwrap();
+    assert!(copy.exists() && coco_original.exists());
     assert_eq!(
         std::fs::read(&copy).unwrap(),
         std::fs::read(&coco_original).unwrap()
