@@ -2,7 +2,9 @@
 # Installs the system packages that building imgsim needs and a fresh machine may lack:
 # - protoc and the protobuf well-known types (LanceDB's Lance crates compile .proto files);
 # - libheif-dev and pkg-config, for HEIC/HEIF/AVIF (the default `heif` feature; a build with
-#   `--no-default-features` does without, and says so per file).
+#   `--no-default-features` does without, and says so per file);
+# - libturbojpeg0-dev, for JPEG through libjpeg-turbo, PIL's decoder (the default `turbojpeg`
+#   feature; without it the pure-Rust decoder reads JPEGs, within a level or two of PIL).
 # Debian/Ubuntu (apt-get); elsewhere it says what to install.
 set -euo pipefail
 
@@ -16,9 +18,14 @@ have_libheif() {
     command -v pkg-config >/dev/null && pkg-config --exists libheif
 }
 
+have_turbojpeg() {
+    command -v pkg-config >/dev/null && pkg-config --exists 'libturbojpeg >= 2.0'
+}
+
 missing=()
 have_protobuf || missing+=(protobuf-compiler libprotobuf-dev)
 have_libheif || missing+=(pkg-config libheif-dev)
+have_turbojpeg || missing+=(pkg-config libturbojpeg0-dev)
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi
@@ -40,6 +47,12 @@ if ! have_libheif; then
     echo "imgsim reads HEIC/AVIF through libheif (or build with --no-default-features):" >&2
     echo "  Debian/Ubuntu: apt-get install pkg-config libheif-dev" >&2
     echo "  macOS: brew install libheif pkg-config" >&2
+    status=2
+fi
+if ! have_turbojpeg; then
+    echo "imgsim reads JPEGs through libjpeg-turbo 2.0 or later (or build with --no-default-features --features heif):" >&2
+    echo "  Debian/Ubuntu: apt-get install pkg-config libturbojpeg0-dev" >&2
+    echo "  macOS: brew install jpeg-turbo pkg-config" >&2
     status=2
 fi
 exit $status
