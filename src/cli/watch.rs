@@ -136,9 +136,12 @@ pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
 }
 
 fn print_report(report: &Report, json: bool) {
-    // Idle, and after a compaction (the daemon's largest transient use), freed memory goes
-    // back to the system at once.
-    if matches!(report, Report::Idle | Report::Compacted { .. }) {
+    // After each pass and compaction, freed memory goes back to the system: under constant
+    // change the daemon is never idle, and what a pass freed stayed resident until it was.
+    if matches!(
+        report,
+        Report::Idle | Report::Synced { .. } | Report::Compacted { .. }
+    ) {
         return_memory_to_the_system();
     }
     if json {
@@ -189,15 +192,7 @@ fn print_report(report: &Report, json: bool) {
     }
 }
 
-/// The daemon purges freed pages at once (see main.rs); this also collects what this thread's
-/// heap still holds.
+/// Freed memory goes back to the system (see allocator.rs).
 fn return_memory_to_the_system() {
-    use crate::MI_OPTION_PURGE_DELAY;
-    // SAFETY: process-wide allocator options and a collection; no memory is touched by us.
-    unsafe {
-        let delay = libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY);
-        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
-        libmimalloc_sys::mi_collect(true);
-        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, delay);
-    }
+    crate::allocator::trim();
 }

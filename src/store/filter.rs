@@ -85,6 +85,17 @@ fn schema() -> (Schema, Fields) {
     (builder.build(), fields)
 }
 
+/// A rebuild writes one segment from scratch: one indexing thread and one merge thread (never
+/// used: no merge policy), instead of tantivy's four, since every thread is started anew for
+/// each rebuild (a daemon under constant change rebuilt several times a second).
+fn writer_options() -> tantivy::indexer::IndexWriterOptions {
+    tantivy::indexer::IndexWriterOptions::builder()
+        .num_worker_threads(1)
+        .num_merge_threads(1)
+        .memory_budget_per_thread(50_000_000)
+        .build()
+}
+
 /// How long a rebuild waits for another process's rebuild of the same index.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -100,7 +111,10 @@ impl FilterIndex {
         let (schema, fields) = schema();
         let directory =
             tantivy::directory::MmapDirectory::open(dir).map_err(|e| filter_error(dir, e))?;
-        let index = Index::open_or_create(directory, schema).map_err(|e| filter_error(dir, e))?;
+        let mut index =
+            Index::open_or_create(directory, schema).map_err(|e| filter_error(dir, e))?;
+        // The documents are tiny: compressed on the indexing thread, not one started for it.
+        index.settings_mut().docstore_compress_dedicated_thread = false;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -118,7 +132,8 @@ impl FilterIndex {
     /// mount or share), where the index on disk can be neither locked nor rebuilt.
     pub fn in_memory(dir: &Path, rows: &[FilterRow], version: u64) -> Result<Self> {
         let (schema, fields) = schema();
-        let index = Index::create_in_ram(schema);
+        let mut index = Index::create_in_ram(schema);
+        index.settings_mut().docstore_compress_dedicated_thread = false;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -150,7 +165,7 @@ impl FilterIndex {
     pub fn rebuild(&mut self, rows: &[FilterRow], version: u64) -> Result<()> {
         let started = std::time::Instant::now();
         let mut writer: tantivy::IndexWriter = loop {
-            match self.index.writer_with_num_threads(1, 50_000_000) {
+            match self.index.writer_with_options(writer_options()) {
                 Ok(writer) => break writer,
                 Err(tantivy::TantivyError::LockFailure(
                     tantivy::directory::error::LockError::LockBusy,
@@ -161,6 +176,7 @@ impl FilterIndex {
                 Err(e) => return Err(filter_error(&self.dir, e)),
             }
         };
+        writer.set_merge_policy(Box::new(tantivy::merge_policy::NoMergePolicy));
         writer
             .delete_all_documents()
             .map_err(|e| filter_error(&self.dir, e))?;

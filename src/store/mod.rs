@@ -50,11 +50,19 @@ const MANIFEST: &str = "models.json";
 pub struct Store {
     dir: PathBuf,
     runtime: tokio::runtime::Runtime,
-    db: lancedb::Connection,
-    session: std::sync::Arc<lance::session::Session>,
+    /// The database's address as LanceDB takes it (absolute).
+    uri: String,
+    /// The LanceDB connection and its caches; [`Store::renew_caches`] replaces both.
+    connection: std::sync::RwLock<Connection>,
     /// Whether this process can write the folder (tables of older formats are upgraded
     /// only then).
     writable: bool,
+}
+
+#[derive(Clone)]
+struct Connection {
+    db: lancedb::Connection,
+    session: std::sync::Arc<lance::session::Session>,
 }
 
 fn store_error(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -113,6 +121,13 @@ fn session() -> std::sync::Arc<lance::session::Session> {
     ))
 }
 
+/// A LanceDB connection to `uri` with a session of its own (its caches).
+fn connect(runtime: &tokio::runtime::Runtime, uri: &str) -> lancedb::Result<Connection> {
+    let session = session();
+    let db = runtime.block_on(lancedb::connect(uri).session(session.clone()).execute())?;
+    Ok(Connection { db, session })
+}
+
 impl Store {
     /// The database folder: `IMGSIM_DB`, else `$XDG_DATA_HOME/imgsim` (`~/.local/share/imgsim`).
     pub fn default_dir() -> Option<PathBuf> {
@@ -148,17 +163,35 @@ impl Store {
             .map_err(|e| store_error(dir, e))?
             .to_string_lossy()
             .into_owned();
-        let session = session();
-        let db = runtime
-            .block_on(lancedb::connect(&uri).session(session.clone()).execute())
-            .map_err(|e| store_error(dir, e))?;
+        let connection = connect(&runtime, &uri).map_err(|e| store_error(dir, e))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             runtime,
-            db,
-            session,
+            uri,
+            connection: std::sync::RwLock::new(connection),
             writable,
         })
+    }
+
+    fn connection(&self) -> Connection {
+        self.connection
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Starts LanceDB's caches afresh, with a new connection. The daemon does this after each
+    /// compaction: the index cache keeps entries of table versions that are never read again
+    /// (in the soak, ~16 KB more at every compaction, towards its 512 MiB bound); a new
+    /// session holds only what the next queries read. Tables already open keep the old one
+    /// until they are dropped.
+    pub fn renew_caches(&self) -> Result<()> {
+        let connection = connect(&self.runtime, &self.uri).map_err(|e| self.error(e))?;
+        *self
+            .connection
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = connection;
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {
@@ -168,8 +201,9 @@ impl Store {
     /// Bytes held by LanceDB's caches: (metadata, index). The daemon reports them after each
     /// compaction, so that a cache that keeps growing shows in its log.
     pub fn cache_bytes(&self) -> (u64, u64) {
-        let metadata = self.runtime.block_on(self.session.metadata_cache_stats());
-        let index = self.runtime.block_on(self.session.index_cache_stats());
+        let session = self.connection().session;
+        let metadata = self.runtime.block_on(session.metadata_cache_stats());
+        let index = self.runtime.block_on(session.index_cache_stats());
         (metadata.size_bytes as u64, index.size_bytes as u64)
     }
 
@@ -203,7 +237,8 @@ impl Store {
         let Some(info) = self.tables()?.into_iter().find(|t| t.model_id == model_id) else {
             return Ok(None);
         };
-        let table = self.block_on(self.db.open_table(&info.table).execute())?;
+        let db = self.connection().db;
+        let table = self.block_on(db.open_table(&info.table).execute())?;
         let table = ModelTable::opened(self, table, info)?;
         Ok(Some(table))
     }
@@ -224,14 +259,14 @@ impl Store {
             model_id: model_id.to_string(),
             dim,
         };
-        let names = self.block_on(self.db.table_names().execute())?;
+        let db = self.connection().db;
+        let names = self.block_on(db.table_names().execute())?;
         let table = if names.contains(&info.table) {
             // Created before a crash that lost the manifest entry.
-            self.block_on(self.db.open_table(&info.table).execute())?
+            self.block_on(db.open_table(&info.table).execute())?
         } else {
             self.block_on(
-                self.db
-                    .create_empty_table(&info.table, rows::schema(dim))
+                db.create_empty_table(&info.table, rows::schema(dim))
                     .execute(),
             )?
         };

@@ -183,6 +183,8 @@ pub struct Daemon<'a> {
     last_compact: Instant,
     /// Work was done since the last `Idle` report.
     busy: bool,
+    /// Rows were written since the filter indexes were last brought up to date.
+    filters_behind: bool,
     /// After a pass failed as a whole: no pass before this.
     failing_until: Option<Instant>,
     failures_in_a_row: u32,
@@ -214,6 +216,7 @@ impl<'a> Daemon<'a> {
             commits_since_compact: 0,
             last_compact: Instant::now(),
             busy: true,
+            filters_behind: true,
             failing_until: None,
             failures_in_a_row: 0,
         };
@@ -284,6 +287,10 @@ impl<'a> Daemon<'a> {
                 self.warn(format!("compaction failed: {e}; trying again later"));
             }
             let (queued, idle) = (self.queue.len(), self.queue.is_empty());
+            if idle && self.filters_behind {
+                // Before idle is said: whoever waits for it finds the filter index current.
+                self.update_filters();
+            }
             self.set_status(|s| {
                 s.queue = queued;
                 s.idle = idle;
@@ -506,6 +513,31 @@ impl<'a> Daemon<'a> {
         }
     }
 
+    /// Brings each table's filter index to the table's version (a query would otherwise
+    /// rebuild it first). A failure is said once; the next query tries again.
+    fn update_filters(&mut self) {
+        self.filters_behind = false;
+        let mut failures = Vec::new();
+        for embedder in &self.shared.models {
+            let model = embedder.model();
+            let table = match self.shared.store.table(&model.id) {
+                Ok(Some(table)) => table,
+                Ok(None) => continue,
+                Err(e) => {
+                    failures.push(format!("{}: {e}", model.name));
+                    continue;
+                }
+            };
+            let _guard = self.shared.filters.lock();
+            if let Err(e) = table.filters() {
+                failures.push(format!("{}: {e}", model.name));
+            }
+        }
+        for failure in failures {
+            self.warn(format!("the filter index could not be updated: {failure}"));
+        }
+    }
+
     /// Compacts the tables after enough writes, so that a day of small events does not leave
     /// thousands of tiny fragments.
     fn compact_if_due(&mut self) -> Result<()> {
@@ -536,6 +568,8 @@ impl<'a> Daemon<'a> {
                 cache_bytes: self.shared.store.cache_bytes(),
             });
         }
+        // What the caches hold of the versions before this compaction is never read again.
+        self.shared.store.renew_caches()?;
         self.writes_since_compact = 0;
         self.commits_since_compact = 0;
         self.last_compact = Instant::now();
@@ -609,11 +643,12 @@ impl<'a> Daemon<'a> {
             let summary = indexer::sync(&table, embedder, &pass, &mut collect)?;
             let written = summary.added + summary.updated + summary.moved + summary.removed;
             changes += written as u64;
-            // A reconcile also repairs a filter index left behind by a crash.
+            // The filter index follows at the next quiet moment (or first query that needs
+            // it): rebuilt after every pass, under constant change it started eight threads
+            // several times a second. A reconcile also repairs one left behind by a crash.
             if written > 0 || reconcile {
-                let _guard = self.shared.filters.lock();
                 table.maintain_vector_index()?;
-                table.filters()?;
+                self.filters_behind = true;
             }
             reports.push(Report::Synced {
                 model: model.name.clone(),
