@@ -385,6 +385,31 @@ mod tests {
     }
 
     #[test]
+    fn renewed_caches_start_empty_and_the_tables_read_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), true).unwrap();
+        let table = store.table_or_create("m", "m@1", 2).unwrap();
+        for i in 0..5 {
+            let path = format!("/x/{i}.jpg");
+            table.upsert(&[row(&path, "h", vec![1.0, 0.0])]).unwrap();
+        }
+        assert_eq!(table.count().unwrap(), 5);
+        let (metadata, _) = store.cache_bytes();
+        assert!(metadata > 0, "reading a table fills the metadata cache");
+        // A table opened before the renewal reads on with the old session.
+        store.renew_caches().unwrap();
+        assert_eq!(store.cache_bytes(), (0, 0));
+        assert_eq!(table.count().unwrap(), 5);
+        drop(table);
+        let table = store.table("m@1").unwrap().unwrap();
+        assert_eq!(table.count().unwrap(), 5);
+        table
+            .upsert(&[row("/x/new.jpg", "h", vec![0.0, 1.0])])
+            .unwrap();
+        assert_eq!(table.count().unwrap(), 6);
+    }
+
+    #[test]
     fn a_listing_is_every_row_without_its_vector() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db"), true).unwrap();
