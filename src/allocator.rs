@@ -55,9 +55,10 @@ fn read_cmdline(buf: &mut [u8; 512]) -> &[u8] {
     }
 }
 
-/// Whether this process allocates with the C library's malloc.
+/// Whether this process allocates with the C library's malloc (the daemons; set up in `main`
+/// with [`configure_for_daemon`]).
 #[inline]
-fn system() -> bool {
+pub fn is_system() -> bool {
     match CHOICE.load(Ordering::Relaxed) {
         MIMALLOC => false,
         SYSTEM => true,
@@ -76,17 +77,12 @@ fn system() -> bool {
     }
 }
 
-/// Whether the daemons' allocator is in use (set up in `main` with [`configure_for_daemon`]).
-pub fn is_system() -> bool {
-    system()
-}
-
 // SAFETY: every call goes to one of two correct allocators, the same one for a block's whole
 // life, since the choice never changes once made.
 unsafe impl GlobalAlloc for Chosen {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if system() {
+        if is_system() {
             System.alloc(layout)
         } else {
             mimalloc::MiMalloc.alloc(layout)
@@ -95,7 +91,7 @@ unsafe impl GlobalAlloc for Chosen {
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if system() {
+        if is_system() {
             System.alloc_zeroed(layout)
         } else {
             mimalloc::MiMalloc.alloc_zeroed(layout)
@@ -104,7 +100,7 @@ unsafe impl GlobalAlloc for Chosen {
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if system() {
+        if is_system() {
             System.dealloc(ptr, layout)
         } else {
             mimalloc::MiMalloc.dealloc(ptr, layout)
@@ -113,7 +109,7 @@ unsafe impl GlobalAlloc for Chosen {
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if system() {
+        if is_system() {
             System.realloc(ptr, layout, new_size)
         } else {
             mimalloc::MiMalloc.realloc(ptr, layout, new_size)
@@ -134,7 +130,7 @@ pub fn configure_for_daemon() {
 
 /// Gives the pages of freed memory back to the system (the daemon, when idle).
 pub fn trim() {
-    if system() {
+    if is_system() {
         // SAFETY: walks glibc's arenas and releases whole free pages; no memory of ours moves.
         unsafe {
             libc::malloc_trim(0);

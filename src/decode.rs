@@ -166,17 +166,17 @@ fn upright_jpeg(rgb: RgbImage, bytes: &[u8]) -> RgbImage {
 /// pure-Rust decoder takes the file (and gives the precise error, if any).
 #[cfg(feature = "turbojpeg")]
 fn decode_jpeg_full(bytes: &[u8]) -> Result<Option<RgbImage>, DecodeError> {
-    let Some((width, height)) = turbo::dimensions(bytes) else {
-        return Ok(None);
+    let checked = |width, height| {
+        check_size(width, height)?;
+        // libjpeg-turbo, like the `image` crate, fills a truncated scan with grey; PIL refuses it.
+        if !jpeg_has_end_marker(bytes) {
+            return Err(DecodeError::Corrupt(
+                "JPEG data ends before the image does".into(),
+            ));
+        }
+        Ok(())
     };
-    check_size(width, height)?;
-    // libjpeg-turbo, like the `image` crate, fills a truncated scan with grey; PIL refuses it.
-    if !jpeg_has_end_marker(bytes) {
-        return Err(DecodeError::Corrupt(
-            "JPEG data ends before the image does".into(),
-        ));
-    }
-    Ok(turbo::decode(bytes, 1).map(|rgb| upright_jpeg(rgb, bytes)))
+    Ok(turbo::decode_checked(bytes, 1, checked)?.map(|rgb| upright_jpeg(rgb, bytes)))
 }
 
 /// Decodes an in-memory image: the first frame of an animation, converted to RGB, turned upright.
@@ -463,6 +463,7 @@ mod raw {
 mod turbo {
     use std::cell::RefCell;
 
+    use super::DecodeError;
     use image::RgbImage;
     use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat};
 
@@ -486,26 +487,33 @@ mod turbo {
         })
     }
 
-    /// Width and height from the header, for a JPEG this decoder takes (not CMYK or YCCK).
-    pub fn dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
-        with_decompressor(|d| {
+    /// The image at 1/`reduction` of its size (1, 2, 4 or 8: each side rounded up, as the
+    /// scaled inverse DCT gives it), as RGB, or `None`. The caller has checked the size.
+    pub fn decode(bytes: &[u8], reduction: u32) -> Option<RgbImage> {
+        decode_checked(bytes, reduction, |_, _| Ok(()))
+            .ok()
+            .flatten()
+    }
+
+    /// [`decode`], with `check` given the full size from the header before any pixel is
+    /// decoded: its error is the file's.
+    pub fn decode_checked(
+        bytes: &[u8],
+        reduction: u32,
+        check: impl FnOnce(u32, u32) -> Result<(), DecodeError>,
+    ) -> Result<Option<RgbImage>, DecodeError> {
+        let mut refused = None;
+        let image = with_decompressor(|d| {
             let header = d.read_header(bytes).ok()?;
             if matches!(header.colorspace, Colorspace::CMYK | Colorspace::YCCK) {
                 return None;
             }
-            Some((
+            let size = (
                 header.width.try_into().ok()?,
                 header.height.try_into().ok()?,
-            ))
-        })
-    }
-
-    /// The image at 1/`reduction` of its size (1, 2, 4 or 8: each side rounded up, as the
-    /// scaled inverse DCT gives it), as RGB, or `None`. The caller has checked the size.
-    pub fn decode(bytes: &[u8], reduction: u32) -> Option<RgbImage> {
-        with_decompressor(|d| {
-            let header = d.read_header(bytes).ok()?;
-            if matches!(header.colorspace, Colorspace::CMYK | Colorspace::YCCK) {
+            );
+            if let Err(e) = check(size.0, size.1) {
+                refused = Some(e);
                 return None;
             }
             let reduction = reduction as usize;
@@ -526,7 +534,11 @@ mod turbo {
             // An error here includes libjpeg's warnings (damaged data it decoded around).
             d.decompress(bytes, image).ok()?;
             RgbImage::from_raw(width.try_into().ok()?, height.try_into().ok()?, pixels)
-        })
+        });
+        match refused {
+            Some(e) => Err(e),
+            None => Ok(image),
+        }
     }
 }
 
