@@ -88,6 +88,46 @@ pub struct Pass<'a> {
     /// Set to end the pass early (a signal): rows embedded so far are written, nothing is
     /// removed, and the next pass finishes the work.
     pub stop: &'a AtomicBool,
+    /// Only this share of the paths (`index --shard I/N`): files and rows of other shards are
+    /// neither read nor removed.
+    pub shard: Option<Shard>,
+}
+
+/// One of N shares of a library, by a hash of each path, so that N processes (on N machines)
+/// can index one library into one table together, each file by exactly one of them. The
+/// share of a path never changes; a shard whose process died is simply run again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 1 to `count`.
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// Whether the path (as rows store it) is in this shard.
+    pub fn contains(&self, path: &str) -> bool {
+        let hash = blake3::hash(path.as_bytes());
+        let first = u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"));
+        first % u64::from(self.count) == u64::from(self.index - 1)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    /// `I/N`, 1 <= I <= N.
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let bad = || format!("{text:?} is not a shard: write I/N, from 1/N to N/N (e.g. 2/3)");
+        let (i, n) = text.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u32, u32) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if count == 0 || index == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
 }
 
 /// Indexes the image files under `roots` (canonical paths) into `table`.
@@ -100,6 +140,19 @@ pub fn index(
     sniff: bool,
     progress: &mut dyn Progress,
 ) -> Result<IndexSummary> {
+    index_shard(table, embedder, roots, exclude, sniff, None, progress)
+}
+
+/// [`index`], of one shard of the files only (all of them with `None`).
+pub fn index_shard(
+    table: &ModelTable<'_>,
+    embedder: &Embedder,
+    roots: &[PathBuf],
+    exclude: &globset::GlobSet,
+    sniff: bool,
+    shard: Option<Shard>,
+    progress: &mut dyn Progress,
+) -> Result<IndexSummary> {
     let pass = Pass {
         roots,
         exclude,
@@ -107,6 +160,7 @@ pub fn index(
         scope: Scope::Roots,
         defer: &|_| false,
         stop: &AtomicBool::new(false),
+        shard,
     };
     sync(table, embedder, &pass, progress)
 }
@@ -121,10 +175,12 @@ pub fn sync(
     let roots = pass.roots;
     let mut summary = IndexSummary::default();
     progress.start("scanning", 0);
-    let (found, walk_errors) = match pass.scope {
+    let (mut found, walk_errors) = match pass.scope {
         Scope::Roots => walk_library(roots, pass.exclude, pass.sniff),
         Scope::Paths(paths) => walk_paths(roots, paths, pass.exclude, pass.sniff),
     };
+    let in_shard = |key: &str| pass.shard.is_none_or(|shard| shard.contains(key));
+    found.retain(|f| in_shard(&path_string(&f.path)));
     let scope: &[PathBuf] = match pass.scope {
         Scope::Roots => roots,
         Scope::Paths(paths) => paths,
@@ -157,6 +213,7 @@ pub fn sync(
         .filter(|(key, _)| {
             let path = path_of(key);
             !found_paths.contains(key.as_str())
+                && in_shard(key)
                 && roots.iter().any(|r| path.starts_with(r))
                 && scope.iter().any(|s| path.starts_with(s))
                 && !unreadable.iter().any(|u| path.starts_with(u))
@@ -598,6 +655,7 @@ mod tests {
             scope: Scope::Paths(&roots),
             defer: &|_| false,
             stop: &AtomicBool::new(false),
+            shard: None,
         };
         let summary = sync(&table, &embedder, &pass, &mut Quiet).unwrap();
         assert_eq!(summary.removed, 0);
@@ -605,6 +663,96 @@ mod tests {
         // A full pass does not remove them either.
         let again = index(&table, &embedder, &roots, &none, false, &mut Quiet).unwrap();
         assert_eq!((again.removed, table.count().unwrap()), (0, 1));
+    }
+
+    #[test]
+    fn shards_are_read_as_i_of_n_and_share_out_every_path_once() {
+        let shard = |text: &str| text.parse::<Shard>();
+        assert_eq!(shard("2/3"), Ok(Shard { index: 2, count: 3 }));
+        for bad in ["0/3", "4/3", "1/0", "3", "a/b", "-1/3"] {
+            assert!(shard(bad).is_err(), "{bad}");
+        }
+        let three: Vec<Shard> = (1..=3).map(|i| Shard { index: i, count: 3 }).collect();
+        let mut sizes = [0; 3];
+        for n in 0..3000 {
+            let path = format!("/photos/{n}.jpg");
+            let owners: Vec<usize> = (0..3).filter(|&i| three[i].contains(&path)).collect();
+            assert_eq!(owners.len(), 1, "{path}");
+            sizes[owners[0]] += 1;
+        }
+        // By a hash: about a third each.
+        assert!(sizes.iter().all(|&n| (850..1150).contains(&n)), "{sizes:?}");
+    }
+
+    /// Three shards fill one table with every file once, and a shard's pass neither reads
+    /// nor removes the rows of the others.
+    #[test]
+    fn shards_together_index_every_file_once_and_leave_each_other_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, embedder, store) = phash_library(dir.path());
+        for i in 0..12u8 {
+            save_png(&root, &format!("{i}.png"), i * 20);
+        }
+        let table = store.table_or_create("phash", "phash@test", 64).unwrap();
+        let none = globset::GlobSet::empty();
+        let roots = [root.clone()];
+        let shard = |index| Some(Shard { index, count: 3 });
+        let mut added = 0;
+        for i in 1..=3 {
+            let summary = index_shard(
+                &table,
+                &embedder,
+                &roots,
+                &none,
+                false,
+                shard(i),
+                &mut Quiet,
+            )
+            .unwrap();
+            assert_eq!((summary.removed, summary.unchanged), (0, 0));
+            added += summary.added;
+        }
+        assert_eq!((added, table.count().unwrap()), (12, 12));
+        let again = index_shard(
+            &table,
+            &embedder,
+            &roots,
+            &none,
+            false,
+            shard(2),
+            &mut Quiet,
+        )
+        .unwrap();
+        assert_eq!((again.added, again.removed), (0, 0));
+        assert!(again.unchanged < 12);
+        // A file of shard 1 deleted: shard 2 leaves its row, shard 1 removes it.
+        let victim = (0..12)
+            .map(|i| root.join(format!("{i}.png")))
+            .find(|p| Shard { index: 1, count: 3 }.contains(&path_string(p)))
+            .unwrap();
+        std::fs::remove_file(&victim).unwrap();
+        let two = index_shard(
+            &table,
+            &embedder,
+            &roots,
+            &none,
+            false,
+            shard(2),
+            &mut Quiet,
+        )
+        .unwrap();
+        assert_eq!((two.removed, table.count().unwrap()), (0, 12));
+        let one = index_shard(
+            &table,
+            &embedder,
+            &roots,
+            &none,
+            false,
+            shard(1),
+            &mut Quiet,
+        )
+        .unwrap();
+        assert_eq!((one.removed, table.count().unwrap()), (1, 11));
     }
 
     /// Deletes a file when a step of the pass starts, as a user might at that moment.

@@ -33,6 +33,9 @@ pub struct AnnConfig {
     pub dir: PathBuf,
     /// Queries run against the exact (unindexed) table; it scans every row, so fewer.
     pub exact_queries: usize,
+    /// Another database for the table (its folder, as `--db` gives it: a remote database's
+    /// is its local folder); the table is made for the run and dropped after it.
+    pub db: Option<PathBuf>,
 }
 
 /// One method's figures.
@@ -130,15 +133,39 @@ pub fn run(
     truth: &[Vec<usize>],
     mut report: impl FnMut(&AnnRow),
 ) -> Result<Vec<AnnRow>> {
-    let db = cfg.dir.join("lancedb");
-    if db.exists() {
-        std::fs::remove_dir_all(&db).map_err(|source| Error::Io {
-            path: db.clone(),
-            cause: source,
-        })?;
+    let (store, model_id) = match &cfg.db {
+        Some(db) => {
+            let model_id = format!("bench-ann-{}-{}", cfg.rows, std::process::id());
+            (Store::open(db, true)?, model_id)
+        }
+        None => {
+            let db = cfg.dir.join("lancedb");
+            if db.exists() {
+                std::fs::remove_dir_all(&db).map_err(|source| Error::Io {
+                    path: db.clone(),
+                    cause: source,
+                })?;
+            }
+            (Store::open(&db, true)?, "bench-ann".to_string())
+        }
+    };
+    let table = store.table_or_create("bench", &model_id, cfg.dim)?;
+    let measured = measure_table(cfg, &table, data, queries, truth, &mut report);
+    drop(table);
+    if cfg.db.is_some() {
+        store.drop_table(&model_id)?;
     }
-    let store = Store::open(&db, true)?;
-    let table = store.table_or_create("bench", "bench-ann", cfg.dim)?;
+    measured
+}
+
+fn measure_table(
+    cfg: &AnnConfig,
+    table: &crate::store::ModelTable<'_>,
+    data: &[f32],
+    queries: &[f32],
+    truth: &[Vec<usize>],
+    report: &mut impl FnMut(&AnnRow),
+) -> Result<Vec<AnnRow>> {
     let load = Instant::now();
     for (chunk_index, chunk) in data.chunks(cfg.dim * 50_000).enumerate() {
         let rows: Vec<Row> = chunk

@@ -115,6 +115,10 @@ pub struct AnnBenchArgs {
     /// Working folder for the tables and vector files (several GB at 1M rows).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
+    /// Put the table in this database instead (a folder or s3://bucket/prefix, as for every
+    /// command): the table is made for the run and dropped after it.
+    #[arg(long, value_name = "PATH|URL")]
+    db: Option<String>,
     /// Also run FAISS (bench/peer_faiss.py: IndexFlatIP and IVF-PQ of the same shape).
     #[arg(long)]
     peer: bool,
@@ -135,6 +139,13 @@ fn run_ann(args: AnnBenchArgs) -> anyhow::Result<Outcome> {
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join("imgsim-bench-ann"));
     std::fs::create_dir_all(&dir)?;
+    let db = match &args.db {
+        Some(named) if imgsim::store::remote::is_address(named) => {
+            Some(imgsim::store::remote::local_folder(named)?)
+        }
+        Some(named) => Some(PathBuf::from(named)),
+        None => None,
+    };
     let print = |row: &AnnRow| {
         if args.json {
             print_json(row);
@@ -166,6 +177,7 @@ fn run_ann(args: AnnBenchArgs) -> anyhow::Result<Outcome> {
             seed: args.seed,
             dir: dir.clone(),
             exact_queries: args.exact_queries,
+            db: db.clone(),
         };
         let started = std::time::Instant::now();
         let data = ann::clustered_vectors(rows, args.dim, cfg.clusters, args.seed);

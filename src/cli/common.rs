@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use imgsim::device::DeviceChoice;
 use imgsim::models::{Pooling, WeightsSource};
-use imgsim::store::{Store, WriterLock};
+use imgsim::store::{remote, Store, WriterLock};
 
 /// Options shared by every command that loads a model.
 #[derive(clap::Args, Debug, Clone)]
@@ -82,7 +82,11 @@ pub fn not_indexed(model: &str, db_dir: &Path, store: &Store) -> anyhow::Error {
     anyhow::anyhow!(
         "model {model} has not been indexed in {} (indexed: {indexed}); run `imgsim index \
          --model {model} DIR`",
-        db_dir.display(),
+        if store.is_remote() {
+            store.name()
+        } else {
+            db_dir.display().to_string()
+        },
     )
 }
 
@@ -105,17 +109,25 @@ pub fn cosine(text: &str) -> Result<f32, String> {
 /// Where the index lives.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DbArgs {
-    /// The index database folder. Default: $IMGSIM_DB, else ~/.local/share/imgsim.
-    #[arg(long, value_name = "PATH")]
+    /// The index database: a folder, or an object store (s3://bucket/prefix; credentials and
+    /// endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, AWS_REGION,
+    /// AWS_ALLOW_HTTP, ...). Default: $IMGSIM_DB, else ~/.local/share/imgsim.
+    #[arg(long, value_name = "PATH|URL")]
     db: Option<PathBuf>,
 }
 
 impl DbArgs {
+    /// The database's folder; for a database on object storage, this machine's folder of its
+    /// local state (locks, socket, filter index), which points at the address.
     pub fn dir(&self) -> anyhow::Result<PathBuf> {
-        self.db
-            .clone()
-            .or_else(Store::default_dir)
-            .ok_or_else(|| anyhow::anyhow!("no data folder is known here; name one with --db"))
+        let named =
+            self.db.clone().or_else(Store::default_dir).ok_or_else(|| {
+                anyhow::anyhow!("no data folder is known here; name one with --db")
+            })?;
+        match named.to_str() {
+            Some(text) if remote::is_address(text) => Ok(remote::local_folder(text)?),
+            _ => Ok(named),
+        }
     }
 }
 

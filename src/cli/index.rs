@@ -20,6 +20,11 @@ pub struct IndexArgs {
     /// One JSON summary line on stdout; no progress bar.
     #[arg(long)]
     json: bool,
+    /// Only shard I of N (by a hash of each path), so that N processes or machines index one
+    /// library into one database together: run 1/N ... N/N, each once. Files and rows of the
+    /// other shards are left alone; a shard that was stopped is simply run again.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<indexer::Shard>,
 }
 
 /// `imgsim index --json`.
@@ -51,7 +56,15 @@ pub fn run(args: IndexArgs) -> anyhow::Result<Outcome> {
         let model = embedder.model();
         let table = store.table_or_create(&model.name, &model.id, model.dim())?;
         let mut bar = Bar::new(args.json);
-        let summary = indexer::index(&table, &embedder, &roots, &exclude, library.sniff, &mut bar)?;
+        let summary = indexer::index_shard(
+            &table,
+            &embedder,
+            &roots,
+            &exclude,
+            library.sniff,
+            args.shard,
+            &mut bar,
+        )?;
         drop(bar);
         // A large table gets (or refreshes) its vector index; then the filter index follows
         // the table's new version.
@@ -66,7 +79,7 @@ pub fn run(args: IndexArgs) -> anyhow::Result<Outcome> {
         any_failed |= summary.failed > 0;
         let line = IndexLine {
             model: model.name.clone(),
-            db: db_dir.display().to_string(),
+            db: store.name(),
             summary,
             images,
             seconds: started.elapsed().as_secs_f64(),

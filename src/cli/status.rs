@@ -139,8 +139,11 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
             vector_index: vector_index.is_some(),
             unindexed_rows: vector_index.map_or(images, |(_, unindexed)| unindexed),
             images,
-            bytes: dir_size(&db_dir.join(format!("{}.lance", info.table)))
-                + dir_size(&db_dir.join(format!("{}.filters", info.table))),
+            bytes: if store.is_remote() {
+                table.stored_bytes()?
+            } else {
+                dir_size(&db_dir.join(format!("{}.lance", info.table)))
+            } + dir_size(&db_dir.join(format!("{}.filters", info.table))),
             model: info.model,
             model_id: info.model_id,
             dim: info.dim,
@@ -158,7 +161,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
             status: daemon,
         });
     } else {
-        println!("index: {}", db_dir.display());
+        println!("index: {}", store.name());
         print_daemon(daemon.as_ref());
         if lines.is_empty() {
             println!("no model indexed yet: run `imgsim index DIR`");

@@ -80,7 +80,12 @@ impl ModelTable<'_> {
 
     /// The data files of the current version that are missing, cut short or not whole Lance
     /// files (cheap: metadata and 8 bytes a file).
+    /// On object storage there are no local files to check (an object is written whole or
+    /// not at all): none.
     pub fn damaged_files(&self) -> Result<Vec<DamagedFile>> {
+        if self.store.is_remote() {
+            return Ok(Vec::new());
+        }
         let dataset = self.dataset()?;
         let data = self.folder().join("data");
         let mut damaged = Vec::new();

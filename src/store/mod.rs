@@ -9,6 +9,7 @@
 //! - `damage.rs`: data files that are damaged, named in errors and dropped by `imgsim repair`
 //! - `filter.rs`: the tantivy index behind `--where`, rebuilt when it lags the table
 //! - `lock.rs`: one writer and one daemon per database
+//! - `remote.rs`: a database on object storage (`s3://...`) and its local folder
 //!
 //! LanceDB is async; the store owns a small tokio runtime and offers a blocking API, so that
 //! the rest of imgsim stays synchronous.
@@ -17,6 +18,7 @@ mod damage;
 mod filter;
 pub mod format;
 mod lock;
+pub mod remote;
 mod rows;
 mod table;
 mod vector_index;
@@ -57,6 +59,9 @@ pub struct Store {
     /// Whether this process can write the folder (tables of older formats are upgraded
     /// only then).
     writable: bool,
+    /// The tables are on object storage at `uri`; `dir` is this machine's folder for the
+    /// database's local state (see `remote.rs`).
+    remote: bool,
 }
 
 #[derive(Clone)]
@@ -138,8 +143,13 @@ impl Store {
     }
 
     /// Opens the database in `dir`, creating the folder when `create` is set.
+    /// The folder of a database on object storage is the one [`remote::local_folder`] made:
+    /// the tables are opened at its address.
     pub fn open(dir: &Path, create: bool) -> Result<Self> {
-        if !dir.is_dir() {
+        let address = remote::read_pointer(dir);
+        if address.is_some() {
+            // The format is the tables' own (their schema's metadata, checked as each opens).
+        } else if !dir.is_dir() {
             if !create {
                 return Err(store_error(
                     dir,
@@ -152,25 +162,53 @@ impl Store {
             format::check(dir, writable(dir))?;
         }
         let writable = writable(dir);
+        // Lance reads local files on tokio's blocking threads (8 reads at once). The pool's
+        // default bound is 512: under the soak the daemon's pool grew to 35 threads (each
+        // exits after 10 s idle, and glibc keeps the stacks of exited threads, touched pages
+        // and all), its memory ratcheting up with every new peak of concurrent reads.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            .max_blocking_threads(8)
             .enable_all()
             .build()
             .map_err(|e| store_error(dir, e))?;
         // Absolute: LanceDB reads a relative name that starts with "db" (`--db db`) as a
         // LanceDB Cloud address.
-        let uri = std::path::absolute(dir)
-            .map_err(|e| store_error(dir, e))?
-            .to_string_lossy()
-            .into_owned();
+        let remote = address.is_some();
+        let uri = match address {
+            Some(address) => address,
+            None => std::path::absolute(dir)
+                .map_err(|e| store_error(dir, e))?
+                .to_string_lossy()
+                .into_owned(),
+        };
         let connection = connect(&runtime, &uri).map_err(|e| store_error(dir, e))?;
-        Ok(Self {
+        let store = Self {
             dir: dir.to_path_buf(),
             runtime,
             uri,
             connection: std::sync::RwLock::new(connection),
             writable,
-        })
+            remote,
+        };
+        if remote && !create && store.tables()?.is_empty() {
+            return Err(store.error("no index here yet: run `imgsim index DIR` first"));
+        }
+        Ok(store)
+    }
+
+    /// Whether the tables are on object storage (see `remote.rs`).
+    pub fn is_remote(&self) -> bool {
+        self.remote
+    }
+
+    /// The database as a user named it: its folder, or its address on object storage.
+    pub fn name(&self) -> String {
+        if self.remote {
+            self.uri.clone()
+        } else {
+            self.dir.display().to_string()
+        }
     }
 
     fn connection(&self) -> Connection {
@@ -208,7 +246,11 @@ impl Store {
     }
 
     fn error(&self, e: impl std::fmt::Display) -> Error {
-        store_error(&self.dir, e)
+        if self.remote {
+            store_error(Path::new(&self.uri), e)
+        } else {
+            store_error(&self.dir, e)
+        }
     }
 
     pub(crate) fn runtime(&self) -> &tokio::runtime::Runtime {
@@ -224,6 +266,9 @@ impl Store {
 
     /// Every model's table that exists, as the manifest records them.
     pub fn tables(&self) -> Result<Vec<TableInfo>> {
+        if self.remote {
+            return self.remote_tables();
+        }
         let path = self.dir.join(MANIFEST);
         match std::fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str(&text).map_err(|e| store_error(&path, e)),
@@ -260,6 +305,9 @@ impl Store {
             dim,
         };
         let db = self.connection().db;
+        if self.remote {
+            return self.create_remote_table(&db, info);
+        }
         let names = self.block_on(db.table_names().execute())?;
         let table = if names.contains(&info.table) {
             // Created before a crash that lost the manifest entry.
@@ -275,6 +323,104 @@ impl Store {
         let path = self.dir.join(MANIFEST);
         let text = serde_json::to_string_pretty(&all).expect("serialisable");
         crate::util::write_atomic(&path, text.as_bytes()).map_err(|e| store_error(&path, e))?;
+        ModelTable::opened(self, table, info)
+    }
+}
+
+impl Store {
+    /// Drops a model's table and everything in it (for benchmarks' tables).
+    pub fn drop_table(&self, model_id: &str) -> Result<()> {
+        let Some(info) = self.tables()?.into_iter().find(|t| t.model_id == model_id) else {
+            return Ok(());
+        };
+        let db = self.connection().db;
+        self.block_on(db.drop_table(&info.table, &[]))?;
+        if !self.remote {
+            let rest: Vec<TableInfo> = self
+                .tables()?
+                .into_iter()
+                .filter(|t| t.model_id != model_id)
+                .collect();
+            let path = self.dir.join(MANIFEST);
+            let text = serde_json::to_string_pretty(&rest).expect("serialisable");
+            crate::util::write_atomic(&path, text.as_bytes()).map_err(|e| store_error(&path, e))?;
+        }
+        let _ = std::fs::remove_dir_all(self.dir.join(format!("{}.filters", info.table)));
+        Ok(())
+    }
+}
+
+const META_MODEL: &str = "imgsim.model";
+const META_MODEL_ID: &str = "imgsim.model_id";
+const META_FORMAT: &str = "imgsim.format";
+
+impl Store {
+    /// A remote database's tables, from the metadata each table's schema carries.
+    fn remote_tables(&self) -> Result<Vec<TableInfo>> {
+        let db = self.connection().db;
+        let mut tables = Vec::new();
+        for name in self.block_on(db.table_names().execute())? {
+            let table = self.block_on(db.open_table(&name).execute())?;
+            let schema = self.block_on(table.schema())?;
+            let meta = schema.metadata();
+            let (Some(model), Some(model_id)) = (meta.get(META_MODEL), meta.get(META_MODEL_ID))
+            else {
+                continue; // Not imgsim's.
+            };
+            if let Some(format) = meta.get(META_FORMAT).and_then(|f| f.parse::<u32>().ok()) {
+                if format > format::CURRENT {
+                    return Err(self.error(format!(
+                        "table {name} was written by a newer imgsim (format {format}; this one \
+                         reads up to {}): upgrade imgsim",
+                        format::CURRENT
+                    )));
+                }
+            }
+            let dim = schema
+                .field_with_name("vector")
+                .ok()
+                .and_then(|f| match f.data_type() {
+                    arrow_schema::DataType::FixedSizeList(_, n) => Some(*n as usize),
+                    _ => None,
+                })
+                .unwrap_or(0);
+            tables.push(TableInfo {
+                table: name,
+                model: model.clone(),
+                model_id: model_id.clone(),
+                dim,
+            });
+        }
+        Ok(tables)
+    }
+
+    /// Creates a remote table with its model in the schema's metadata. Another machine may
+    /// create the same table at the same moment: then this one opens the winner's.
+    fn create_remote_table(
+        &self,
+        db: &lancedb::Connection,
+        info: TableInfo,
+    ) -> Result<ModelTable<'_>> {
+        let schema = rows::schema(info.dim);
+        let mut metadata = schema.metadata().clone();
+        metadata.insert(META_MODEL.into(), info.model.clone());
+        metadata.insert(META_MODEL_ID.into(), info.model_id.clone());
+        metadata.insert(META_FORMAT.into(), format::CURRENT.to_string());
+        let schema = std::sync::Arc::new(arrow_schema::Schema::new_with_metadata(
+            schema.fields().clone(),
+            metadata,
+        ));
+        let created = self
+            .runtime
+            .block_on(db.create_empty_table(&info.table, schema).execute());
+        let table = match created {
+            Ok(table) => table,
+            // "Already exists", or a lost race for its first version: the table is there.
+            Err(e) => match self.runtime.block_on(db.open_table(&info.table).execute()) {
+                Ok(table) => table,
+                Err(_) => return Err(self.error(e)),
+            },
+        };
         ModelTable::opened(self, table, info)
     }
 }

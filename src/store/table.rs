@@ -70,6 +70,12 @@ impl<'a> ModelTable<'a> {
         Ok(opened)
     }
 
+    /// Bytes of the current version's data and index files (as its manifest records them;
+    /// older versions not counted).
+    pub fn stored_bytes(&self) -> Result<u64> {
+        Ok(self.block_on(self.table.stats())?.total_bytes as u64)
+    }
+
     fn schema_has_meta(&self) -> Result<bool> {
         let schema = self.block_on(self.table.schema())?;
         Ok(schema.column_with_name("format").is_some())
@@ -245,14 +251,40 @@ impl ModelTable<'_> {
         }
         let unique: Vec<&Row> = last.into_values().collect();
         let batch = record_batch(&unique, self.info.dim)?;
-        let schema = batch.schema();
-        let reader = RecordBatchIterator::new(vec![Ok(batch)], schema);
-        let mut merge = self.table.merge_insert(&["path"]);
-        merge
-            .when_matched_update_all(None)
-            .when_not_matched_insert_all();
-        self.block_on(merge.execute(Box::new(reader)))?;
-        Ok(())
+        self.committing(|| {
+            let schema = batch.schema();
+            let reader = RecordBatchIterator::new(vec![Ok(batch.clone())], schema);
+            let mut merge = self.table.merge_insert(&["path"]);
+            merge
+                .when_matched_update_all(None)
+                .when_not_matched_insert_all();
+            async move { merge.execute(Box::new(reader)).await.map(|_| ()) }
+        })
+    }
+
+    /// Runs a write, again on the newest version when another writer's commit made it
+    /// incompatible (several machines writing one table on object storage; by path, a write
+    /// done twice is done once). Lance itself rebases what merely overlaps; what it refuses
+    /// is, for one, a concurrent creation of the same table (an overwrite of the empty
+    /// table: the first writes of the other machine fail against it).
+    fn committing<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = lancedb::Result<T>>,
+    {
+        const TRIES: u32 = 6;
+        let mut tries = 1;
+        loop {
+            match self.store.runtime().block_on(attempt()) {
+                Ok(value) => return Ok(value),
+                Err(e) if tries < TRIES && is_commit_conflict(&e.to_string()) => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20 << tries));
+                    self.block_on(self.table.checkout_latest())?;
+                }
+                Err(e) => return Err(self.explain(self.store.error(e))),
+            }
+        }
     }
 
     /// Adds rows known to be new (no upsert: the fast path for bulk loads).
@@ -262,15 +294,20 @@ impl ModelTable<'_> {
         }
         let refs: Vec<&Row> = rows.iter().collect();
         let batch = record_batch(&refs, self.info.dim)?;
-        self.block_on(self.table.add(batch).execute())?;
-        Ok(())
+        self.committing(|| {
+            let add = self.table.add(batch.clone());
+            async move { add.execute().await.map(|_| ()) }
+        })
     }
 
     /// Removes the rows of these paths (one commit per [`IN_CHUNK`]).
     pub fn delete(&self, paths: &[&str]) -> Result<()> {
         for chunk in paths.chunks(IN_CHUNK) {
             let predicate = sql_in("path", chunk);
-            self.block_on(self.table.delete(predicate.as_str()))?;
+            self.committing(|| {
+                let predicate = predicate.clone();
+                async move { self.table.delete(&predicate).await.map(|_| ()) }
+            })?;
         }
         Ok(())
     }
@@ -471,4 +508,16 @@ impl ModelTable<'_> {
     pub(super) fn collect(&self, query: impl ExecutableQuery) -> Result<Vec<RecordBatch>> {
         self.block_on(async { query.execute().await?.try_collect::<Vec<_>>().await })
     }
+}
+
+/// Whether a write failed only because another writer committed first.
+fn is_commit_conflict(message: &str) -> bool {
+    [
+        "Incompatible transaction",
+        "Commit conflict",
+        "commit conflict",
+        "Retryable commit",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
 }

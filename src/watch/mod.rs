@@ -628,6 +628,7 @@ impl<'a> Daemon<'a> {
             scope: Scope::Paths(&paths),
             defer: &defer,
             stop: self.stop,
+            shard: None,
         };
         let mut failures: HashMap<PathBuf, String> = HashMap::new();
         let mut reports = Vec::new();

@@ -141,17 +141,22 @@ impl Imgsim {
         self.db.path().join("db")
     }
 
-    pub fn run(&self, args: &[&str]) -> Run {
+    /// The command [`Self::run`] runs, for a test that starts it itself.
+    pub fn command(&self, args: &[&str]) -> Command {
         let cache = std::env::temp_dir().join("imgsim-tests-empty-hf-cache");
-        let out = Command::new(env!("CARGO_BIN_EXE_imgsim"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_imgsim"));
+        command
             .args(args)
             .current_dir(&self.cwd)
             .env("HF_HUB_CACHE", &cache)
             .env("HF_HUB_OFFLINE", "1")
             .env("IMGSIM_DB", self.db())
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .output()
-            .expect("run imgsim");
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out = self.command(args).output().expect("run imgsim");
         Run {
             out,
             args: args.join(" "),
