@@ -12,6 +12,15 @@ use std::path::Path;
 /// character U+10FF00 + byte; a name that really holds one of those characters has the bytes
 /// of that character escaped the same way, so [`path_of`] reverses every key exactly.
 pub fn path_string(path: &Path) -> String {
+    let key = local_key(path);
+    match root_aliases().iter().find(|a| a.covers(&key)) {
+        Some(alias) => format!("{}:{}", alias.name, &key[alias.root_key.len()..]),
+        None => key,
+    }
+}
+
+/// [`path_string`] without the root aliases.
+fn local_key(path: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
     let bytes = path.as_os_str().as_bytes();
     if let Ok(text) = std::str::from_utf8(bytes) {
@@ -38,6 +47,15 @@ pub fn path_string(path: &Path) -> String {
 
 /// The path a stored key names (the inverse of [`path_string`]).
 pub fn path_of(key: &str) -> std::path::PathBuf {
+    if let Some((name, rest)) = key.split_once(":/") {
+        if let Some(alias) = root_aliases().iter().find(|a| a.name == name) {
+            return local_path(&format!("{}/{rest}", alias.root_key.trim_end_matches('/')));
+        }
+    }
+    local_path(key)
+}
+
+fn local_path(key: &str) -> std::path::PathBuf {
     use std::os::unix::ffi::OsStringExt;
     if !key.chars().any(is_escape) {
         return key.into();
@@ -52,6 +70,82 @@ pub fn path_of(key: &str) -> std::path::PathBuf {
         }
     }
     std::ffi::OsString::from_vec(bytes).into()
+}
+
+/// One root alias (`--root-alias NAME=PATH`): rows of files under PATH are stored as
+/// `NAME:/rest/of/path`, so that machines that mount one library at different places (a NAS
+/// at `/mnt/nas/photos` here, `/Volumes/photos` there) share its rows. A machine that has no
+/// such alias shows those rows as they are stored (`NAME:/rest/of/path`) and never takes
+/// them for files under its own folders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootAlias {
+    pub name: String,
+    /// The local folder's key (canonical when it exists here).
+    root_key: String,
+}
+
+impl RootAlias {
+    /// `NAME=PATH`; NAME of letters, digits, `-` and `_`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (name, path) = text
+            .split_once('=')
+            .ok_or_else(|| format!("{text:?} is not a root alias: write NAME=PATH"))?;
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(format!(
+                "{name:?} is not an alias name: use letters, digits, '-' and '_'"
+            ));
+        }
+        let path = Path::new(path);
+        if !path.is_absolute() && !path.exists() {
+            return Err(format!(
+                "{}: the folder of an alias must be an absolute path",
+                path.display()
+            ));
+        }
+        let path = path
+            .canonicalize()
+            .or_else(|_| std::path::absolute(path))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Self {
+            name: name.to_string(),
+            root_key: local_key(&path),
+        })
+    }
+
+    fn covers(&self, key: &str) -> bool {
+        key.strip_prefix(&self.root_key)
+            .is_some_and(|rest| rest.starts_with('/'))
+    }
+}
+
+static ROOT_ALIASES: std::sync::OnceLock<Vec<RootAlias>> = std::sync::OnceLock::new();
+
+/// Sets this process's root aliases, once, before any key is made; longer roots are tried
+/// first. Two aliases of one name are refused.
+pub fn set_root_aliases(mut aliases: Vec<RootAlias>) -> Result<(), String> {
+    for (i, a) in aliases.iter().enumerate() {
+        if aliases[..i].iter().any(|b| b.name == a.name) {
+            return Err(format!("the root alias {} is given twice", a.name));
+        }
+    }
+    aliases.sort_by_key(|a| std::cmp::Reverse(a.root_key.len()));
+    if let Some(set) = ROOT_ALIASES.get() {
+        return if *set == aliases {
+            Ok(())
+        } else {
+            Err("root aliases were already set differently".into())
+        };
+    }
+    let _ = ROOT_ALIASES.set(aliases);
+    Ok(())
+}
+
+fn root_aliases() -> &'static [RootAlias] {
+    ROOT_ALIASES.get().map_or(&[], Vec::as_slice)
 }
 
 /// A stored key as people read it: the path, with bytes that are not UTF-8 shown as U+FFFD.
@@ -131,6 +225,39 @@ fn status_field_mb(status: &str, name: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The only test that sets root aliases (they are the process's): a root no other test
+    /// uses.
+    #[test]
+    fn root_aliases_store_paths_under_their_name_and_read_them_back_here() {
+        let root = "/imgsim-alias-test/nas/photos";
+        let aliases = vec![
+            RootAlias::parse(&format!("nas={root}")).unwrap(),
+            RootAlias::parse("deep=/imgsim-alias-test/nas/photos/2020").unwrap(),
+        ];
+        set_root_aliases(aliases.clone()).unwrap();
+        set_root_aliases(aliases).unwrap();
+        assert!(set_root_aliases(Vec::new()).is_err());
+
+        let photo = Path::new("/imgsim-alias-test/nas/photos/2019/a b.jpg");
+        assert_eq!(path_string(photo), "nas:/2019/a b.jpg");
+        assert_eq!(path_of("nas:/2019/a b.jpg"), photo);
+        // The longer root wins.
+        let deep = Path::new("/imgsim-alias-test/nas/photos/2020/x.jpg");
+        assert_eq!(path_string(deep), "deep:/x.jpg");
+        assert_eq!(path_of("deep:/x.jpg"), deep);
+        // A sibling that shares the prefix is not under the root.
+        let beside = Path::new("/imgsim-alias-test/nas/photos2/a.jpg");
+        assert_eq!(path_string(beside), "/imgsim-alias-test/nas/photos2/a.jpg");
+        // An alias this machine does not have: the row as it is stored.
+        assert_eq!(path_of("studio:/x.jpg"), Path::new("studio:/x.jpg"));
+        assert_eq!(path_of("/home/a:/b.jpg"), Path::new("/home/a:/b.jpg"));
+
+        for bad in ["nas", "=/x", "n a=/x", "nas=relative/not/here"] {
+            assert!(RootAlias::parse(bad).is_err(), "{bad}");
+        }
+    }
+
     use std::os::unix::ffi::OsStrExt;
 
     #[test]

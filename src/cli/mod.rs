@@ -42,6 +42,18 @@ use clap::{Parser, Subcommand};
 pub struct Args {
     #[command(subcommand)]
     command: Command,
+    /// Store paths under PATH as NAME:/... (repeatable, or comma-separated in
+    /// IMGSIM_ROOT_ALIAS), so that machines that mount one library at different places
+    /// share its rows: each machine names its own mount point under the same NAME. Give the
+    /// same aliases to every command on a database.
+    #[arg(
+        long = "root-alias",
+        global = true,
+        value_name = "NAME=PATH",
+        env = "IMGSIM_ROOT_ALIAS",
+        value_delimiter = ','
+    )]
+    root_alias: Vec<String>,
 }
 
 impl Args {
@@ -114,6 +126,13 @@ impl Outcome {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let aliases = args
+        .root_alias
+        .iter()
+        .map(|text| imgsim::util::RootAlias::parse(text))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("--root-alias: {e}"))?;
+    imgsim::util::set_root_aliases(aliases).map_err(|e| anyhow::anyhow!("--root-alias: {e}"))?;
     match args.command {
         Command::Index(a) => index::run(a),
         Command::Watch(a) => watch::run(a),

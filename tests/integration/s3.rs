@@ -407,3 +407,74 @@ fn a_server_that_goes_away_mid_write_is_a_clear_error_and_a_retry_finishes() {
     assert_eq!(retried["images"], 40, "{retried}");
     assert_eq!(machine.images(), 40);
 }
+
+/// Two machines mount one library at different places: with the same root alias they share
+/// its rows (the second finds every file indexed); a machine without the alias still finds
+/// the rows, named by the alias.
+#[test]
+fn machines_that_mount_the_library_at_different_places_share_its_rows() {
+    let Some(server) = s3_server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let here = library(&dir.path().join("here"), 6);
+    // The same files elsewhere, as another machine's mount shows them (same times).
+    let there = dir.path().join("there/photos");
+    std::fs::create_dir_all(&there).unwrap();
+    for entry in std::fs::read_dir(&here).unwrap() {
+        let from = entry.unwrap().path();
+        let to = there.join(from.file_name().unwrap());
+        std::fs::copy(&from, &to).unwrap();
+        let modified = std::fs::metadata(&from).unwrap().modified().unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&to)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+    }
+    let there = there.canonicalize().unwrap();
+    let alias = |root: &Path| format!("library={}", root.display());
+    let first = Remote::new(&server.endpoint, "aliased").env("IMGSIM_ROOT_ALIAS", &alias(&here));
+    let second = Remote::new(&server.endpoint, "aliased").env("IMGSIM_ROOT_ALIAS", &alias(&there));
+
+    let indexed =
+        index_line(&first.run(&["index", here.to_str().unwrap(), "-m", "phash", "--json"]));
+    assert_eq!(indexed["added"], 6);
+    let shared =
+        index_line(&second.run(&["index", there.to_str().unwrap(), "-m", "phash", "--json"]));
+    assert_eq!(
+        (shared["added"].as_u64(), shared["unchanged"].as_u64()),
+        (Some(0), Some(6))
+    );
+
+    // Each machine sees its own paths.
+    let query = there.join("000000000009.jpg");
+    let out = second.run(&[
+        "similar",
+        query.to_str().unwrap(),
+        "-m",
+        "phash",
+        "-k",
+        "2",
+        "--json",
+    ]);
+    out.assert_exit(0);
+    let hits: Vec<Value> = out.json_lines();
+    let hit = hits[0]["path"].as_str().unwrap();
+    assert!(hit.starts_with(there.to_str().unwrap()), "{hit}");
+
+    // Without the alias: the rows, named by it.
+    let bare = Remote::new(&server.endpoint, "aliased");
+    let out = bare.run(&[
+        "similar",
+        query.to_str().unwrap(),
+        "-m",
+        "phash",
+        "-k",
+        "2",
+        "--json",
+    ]);
+    out.assert_exit(0);
+    let hits: Vec<Value> = out.json_lines();
+    let hit = hits[0]["path"].as_str().unwrap();
+    assert!(hit.starts_with("library:/0000"), "{hit}");
+}
