@@ -158,18 +158,11 @@ pub fn run(
     measured
 }
 
-fn measure_table(
-    cfg: &AnnConfig,
-    table: &crate::store::ModelTable<'_>,
-    data: &[f32],
-    queries: &[f32],
-    truth: &[Vec<usize>],
-    report: &mut impl FnMut(&AnnRow),
-) -> Result<Vec<AnnRow>> {
-    let load = Instant::now();
-    for (chunk_index, chunk) in data.chunks(cfg.dim * 50_000).enumerate() {
+/// Appends the vectors as rows whose path is their index ("0", "1", ...), 50,000 a commit.
+pub fn fill_table(table: &crate::store::ModelTable<'_>, data: &[f32], dim: usize) -> Result<()> {
+    for (chunk_index, chunk) in data.chunks(dim * 50_000).enumerate() {
         let rows: Vec<Row> = chunk
-            .chunks(cfg.dim)
+            .chunks(dim)
             .enumerate()
             .map(|(i, v)| Row {
                 path: (chunk_index * 50_000 + i).to_string(),
@@ -186,6 +179,19 @@ fn measure_table(
             .collect();
         table.append(&rows)?;
     }
+    Ok(())
+}
+
+fn measure_table(
+    cfg: &AnnConfig,
+    table: &crate::store::ModelTable<'_>,
+    data: &[f32],
+    queries: &[f32],
+    truth: &[Vec<usize>],
+    report: &mut impl FnMut(&AnnRow),
+) -> Result<Vec<AnnRow>> {
+    let load = Instant::now();
+    fill_table(table, data, cfg.dim)?;
     let load_seconds = load.elapsed().as_secs_f64();
 
     let mut out = Vec::new();

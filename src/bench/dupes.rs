@@ -39,6 +39,12 @@ pub struct DupesFigures {
     pub sampled_pairs: usize,
     /// The share of them found.
     pub pair_recall: f64,
+    /// With a database (`--db`): writing the vectors into a table there, and reading them
+    /// back as `dupes` does (every row), in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_seconds: Option<f64>,
 }
 
 /// One measurement at `rows` vectors of `dim`.
@@ -48,11 +54,30 @@ pub fn run(
     threshold: f32,
     sampled: usize,
     seed: u64,
+    db: Option<&std::path::Path>,
     progress: &mut dyn Progress,
 ) -> Result<DupesFigures> {
     let copies = rows / 10;
     let mut vectors = clustered_vectors(rows - copies, dim, ((rows - copies) / 100).max(1), seed);
     vectors.extend(perturbed_queries(&vectors, dim, copies, seed));
+    let (mut write_seconds, mut read_seconds) = (None, None);
+    if let Some(db) = db {
+        // Through a table, as `dupes` reads one: the vectors come back from it.
+        let store = crate::store::Store::open(db, true)?;
+        let model_id = format!("bench-dupes-{rows}-{}", std::process::id());
+        let table = store.table_or_create("bench", &model_id, dim)?;
+        let started = Instant::now();
+        super::ann::fill_table(&table, &vectors, dim)?;
+        write_seconds = Some(started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        let read = table.all_rows();
+        read_seconds = Some(started.elapsed().as_secs_f64());
+        drop(table);
+        store.drop_table(&model_id)?;
+        let mut read = read?;
+        read.sort_by_key(|row| row.path.parse::<usize>().unwrap_or(usize::MAX));
+        vectors = read.into_iter().flat_map(|row| row.vector).collect();
+    }
 
     let started = Instant::now();
     let method = Method::for_size(rows);
@@ -96,5 +121,7 @@ pub fn run(
         } else {
             hit as f64 / truth.len() as f64
         },
+        write_seconds,
+        read_seconds,
     })
 }

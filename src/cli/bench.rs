@@ -52,12 +52,17 @@ pub struct DupesBenchArgs {
     sample: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Write the vectors into a table of this database first and read them back as `dupes`
+    /// does (a folder or s3://bucket/prefix); the table is dropped after.
+    #[arg(long, value_name = "PATH|URL")]
+    db: Option<String>,
     /// One JSON line per size.
     #[arg(long)]
     json: bool,
 }
 
 fn run_dupes(args: DupesBenchArgs) -> anyhow::Result<Outcome> {
+    let db = bench_db(args.db.as_deref())?;
     for &rows in &args.rows {
         anyhow::ensure!(rows >= 10, "--rows {rows}: give at least 10");
         let mut bar = super::common::Bar::new(args.json);
@@ -67,6 +72,7 @@ fn run_dupes(args: DupesBenchArgs) -> anyhow::Result<Outcome> {
             args.threshold,
             args.sample,
             args.seed,
+            db.as_deref(),
             &mut bar,
         )?;
         drop(bar);
@@ -87,6 +93,9 @@ fn run_dupes(args: DupesBenchArgs) -> anyhow::Result<Outcome> {
                 f.sampled_pairs,
                 f.sampled_rows
             );
+            if let (Some(write), Some(read)) = (f.write_seconds, f.read_seconds) {
+                println!("  through the table: written in {write:.1} s, read back in {read:.1} s");
+            }
         }
     }
     Ok(Outcome::Done)
@@ -132,6 +141,17 @@ pub struct AnnBenchArgs {
     json: bool,
 }
 
+/// A benchmark's `--db`: a folder, or an address on object storage (its local folder).
+fn bench_db(named: Option<&str>) -> anyhow::Result<Option<PathBuf>> {
+    Ok(match named {
+        Some(named) if imgsim::store::remote::is_address(named) => {
+            Some(imgsim::store::remote::local_folder(named)?)
+        }
+        Some(named) => Some(PathBuf::from(named)),
+        None => None,
+    })
+}
+
 fn run_ann(args: AnnBenchArgs) -> anyhow::Result<Outcome> {
     use imgsim::bench::ann::{self, AnnConfig, AnnRow};
     let dir = args
@@ -139,13 +159,7 @@ fn run_ann(args: AnnBenchArgs) -> anyhow::Result<Outcome> {
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join("imgsim-bench-ann"));
     std::fs::create_dir_all(&dir)?;
-    let db = match &args.db {
-        Some(named) if imgsim::store::remote::is_address(named) => {
-            Some(imgsim::store::remote::local_folder(named)?)
-        }
-        Some(named) => Some(PathBuf::from(named)),
-        None => None,
-    };
+    let db = bench_db(args.db.as_deref())?;
     let print = |row: &AnnRow| {
         if args.json {
             print_json(row);
