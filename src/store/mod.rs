@@ -182,7 +182,8 @@ impl Store {
                 .to_string_lossy()
                 .into_owned(),
         };
-        let connection = connect(&runtime, &uri).map_err(|e| store_error(dir, e))?;
+        let named = if remote { Path::new(&uri) } else { dir };
+        let connection = connect(&runtime, &uri).map_err(|e| store_error(named, e))?;
         let store = Self {
             dir: dir.to_path_buf(),
             runtime,
