@@ -129,6 +129,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let aliases = args
         .root_alias
         .iter()
+        // `IMGSIM_ROOT_ALIAS=` (set but empty) names none.
+        .filter(|text| !text.trim().is_empty())
         .map(|text| imgsim::util::RootAlias::parse(text))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("--root-alias: {e}"))?;

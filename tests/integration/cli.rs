@@ -369,3 +369,18 @@ fn a_database_named_relative_to_the_working_folder_is_a_folder_there() {
         assert!(dir.path().join(db).join("models.json").exists(), "{db}");
     }
 }
+
+/// A root alias is checked before anything runs; `IMGSIM_ROOT_ALIAS=` (set but empty) names
+/// none.
+#[test]
+fn a_bad_root_alias_is_said_and_an_empty_one_names_none() {
+    let empty = Imgsim::new().env("IMGSIM_ROOT_ALIAS", "");
+    empty
+        .run(&["status"])
+        .assert_exit(2)
+        .assert_stderr_has("no index here yet");
+    let bad = Imgsim::new().env("IMGSIM_ROOT_ALIAS", "photos");
+    bad.run(&["status"])
+        .assert_exit(2)
+        .assert_stderr_has("--root-alias: \"photos\" is not a root alias: write NAME=PATH");
+}
