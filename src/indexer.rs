@@ -696,33 +696,19 @@ mod tests {
         let table = store.table_or_create("phash", "phash@test", 64).unwrap();
         let none = globset::GlobSet::empty();
         let roots = [root.clone()];
-        let shard = |index| Some(Shard { index, count: 3 });
+        // A pass of shard `index` of 3.
+        let shard = |index| {
+            let shard = Some(Shard { index, count: 3 });
+            index_shard(&table, &embedder, &roots, &none, false, shard, &mut Quiet).unwrap()
+        };
         let mut added = 0;
         for i in 1..=3 {
-            let summary = index_shard(
-                &table,
-                &embedder,
-                &roots,
-                &none,
-                false,
-                shard(i),
-                &mut Quiet,
-            )
-            .unwrap();
+            let summary = shard(i);
             assert_eq!((summary.removed, summary.unchanged), (0, 0));
             added += summary.added;
         }
         assert_eq!((added, table.count().unwrap()), (12, 12));
-        let again = index_shard(
-            &table,
-            &embedder,
-            &roots,
-            &none,
-            false,
-            shard(2),
-            &mut Quiet,
-        )
-        .unwrap();
+        let again = shard(2);
         assert_eq!((again.added, again.removed), (0, 0));
         assert!(again.unchanged < 12);
         // A file of shard 1 deleted: shard 2 leaves its row, shard 1 removes it.
@@ -731,27 +717,9 @@ mod tests {
             .find(|p| Shard { index: 1, count: 3 }.contains(&path_string(p)))
             .unwrap();
         std::fs::remove_file(&victim).unwrap();
-        let two = index_shard(
-            &table,
-            &embedder,
-            &roots,
-            &none,
-            false,
-            shard(2),
-            &mut Quiet,
-        )
-        .unwrap();
+        let two = shard(2);
         assert_eq!((two.removed, table.count().unwrap()), (0, 12));
-        let one = index_shard(
-            &table,
-            &embedder,
-            &roots,
-            &none,
-            false,
-            shard(1),
-            &mut Quiet,
-        )
-        .unwrap();
+        let one = shard(1);
         assert_eq!((one.removed, table.count().unwrap()), (1, 11));
     }
 

@@ -62,6 +62,10 @@ pub struct Store {
     /// The tables are on object storage at `uri`; `dir` is this machine's folder for the
     /// database's local state (see `remote.rs`).
     remote: bool,
+    /// A remote database's tables as last listed: finding a table there costs a listing and
+    /// a read of every table's schema, so [`Store::table`] lists again only for a model it
+    /// has not seen (one another machine may have added since).
+    remote_tables: std::sync::Mutex<Vec<TableInfo>>,
 }
 
 #[derive(Clone)]
@@ -191,6 +195,7 @@ impl Store {
             connection: std::sync::RwLock::new(connection),
             writable,
             remote,
+            remote_tables: std::sync::Mutex::new(Vec::new()),
         };
         if remote && !create && store.tables()?.is_empty() {
             return Err(store.error("no index here yet: run `imgsim index DIR` first"));
@@ -280,7 +285,17 @@ impl Store {
 
     /// The table of a model (by its id), if it was ever indexed.
     pub fn table(&self, model_id: &str) -> Result<Option<ModelTable<'_>>> {
-        let Some(info) = self.tables()?.into_iter().find(|t| t.model_id == model_id) else {
+        let known = |tables: &[TableInfo]| tables.iter().find(|t| t.model_id == model_id).cloned();
+        let seen = if self.remote {
+            known(&self.remote_tables.lock().unwrap_or_else(|p| p.into_inner()))
+        } else {
+            None
+        };
+        let found = match seen {
+            Some(info) => Some(info),
+            None => known(&self.tables()?),
+        };
+        let Some(info) = found else {
             return Ok(None);
         };
         let db = self.connection().db;
@@ -336,7 +351,12 @@ impl Store {
         };
         let db = self.connection().db;
         self.block_on(db.drop_table(&info.table, &[]))?;
-        if !self.remote {
+        if self.remote {
+            self.remote_tables
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|t| t.model_id != model_id);
+        } else {
             let rest: Vec<TableInfo> = self
                 .tables()?
                 .into_iter()
@@ -392,6 +412,7 @@ impl Store {
                 dim,
             });
         }
+        *self.remote_tables.lock().unwrap_or_else(|p| p.into_inner()) = tables.clone();
         Ok(tables)
     }
 
@@ -442,7 +463,15 @@ fn writable(dir: &Path) -> bool {
 
 /// A table name that names the model and cannot collide between weights.
 fn table_name(model: &str, model_id: &str) -> String {
-    let readable: String = model
+    readable_name(model, model_id)
+}
+
+/// A name people can read (`text`, at most 40 characters of letters, digits and `-`, the rest
+/// as `_`) that cannot collide: a hash of `key` follows it. Table names and the local folders
+/// of remote databases (which hold the daemon's socket: a socket's path has at most 107
+/// bytes).
+fn readable_name(text: &str, key: &str) -> String {
+    let readable: String = text
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' {
@@ -455,7 +484,7 @@ fn table_name(model: &str, model_id: &str) -> String {
         .collect();
     format!(
         "{readable}-{}",
-        &blake3::hash(model_id.as_bytes()).to_hex()[..12]
+        &blake3::hash(key.as_bytes()).to_hex()[..12]
     )
 }
 

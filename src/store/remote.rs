@@ -57,22 +57,9 @@ pub fn local_folder(address: &str) -> Result<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| dirs::cache_dir().map(|d| d.join("imgsim")))
         .ok_or_else(|| bad("no cache folder is known here (set IMGSIM_CACHE)"))?;
-    let readable: String = format!("{scheme}-{rest}")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        // Short: the daemon's socket is in it, and a socket's path has at most 107 bytes.
-        .take(40)
-        .collect();
-    let hash = blake3::hash(address.as_bytes()).to_hex();
     let folder = cache
         .join("remote")
-        .join(format!("{readable}-{}", &hash[..12]));
+        .join(super::readable_name(&format!("{scheme}-{rest}"), address));
     std::fs::create_dir_all(&folder).map_err(|e| Error::Store {
         path: folder.clone(),
         reason: e.to_string(),

@@ -183,6 +183,23 @@ impl Remote {
             .unwrap()
     }
 
+    /// `index ROOT -m phash [EXTRA...] --json`: its summary line.
+    fn index(&self, root: &str, extra: &[&str]) -> Value {
+        let mut args = vec!["index", root, "-m", "phash"];
+        args.extend(extra);
+        args.push("--json");
+        index_line(&self.run(&args))
+    }
+
+    /// The path of the best hit of `similar QUERY -m phash`.
+    fn top_hit(&self, query: &Path) -> String {
+        let query = query.to_str().unwrap();
+        let out = self.run(&["similar", query, "-m", "phash", "-k", "2", "--json"]);
+        out.assert_exit(0);
+        let hits: Vec<Value> = out.json_lines();
+        hits[0]["path"].as_str().unwrap().to_string()
+    }
+
     /// The model lines of `status --json`.
     fn images(&self) -> u64 {
         let out = self.run(&["status", "--json"]);
@@ -233,10 +250,10 @@ fn a_database_on_s3_takes_every_command() {
         .assert_exit(2)
         .assert_stderr_has("s3://photos/library: no index here yet");
 
-    let first = index_line(&remote.run(&["index", root, "-m", "phash", "--json"]));
+    let first = remote.index(root, &[]);
     assert_eq!(first["added"], 8);
     assert_eq!(first["db"], "s3://photos/library");
-    let again = index_line(&remote.run(&["index", root, "-m", "phash", "--json"]));
+    let again = remote.index(root, &[]);
     assert_eq!(
         (again["added"].as_u64(), again["unchanged"].as_u64()),
         (Some(0), Some(8))
@@ -299,7 +316,7 @@ fn a_database_on_s3_takes_every_command() {
 
     // A deleted file leaves the table on the next index.
     std::fs::remove_file(photos.join("000000000025.jpg")).unwrap();
-    let after = index_line(&other.run(&["index", root, "-m", "phash", "--json"]));
+    let after = other.index(root, &[]);
     assert_eq!(after["removed"], 1);
     assert_eq!(remote.images(), 7);
 }
@@ -330,7 +347,7 @@ fn three_shards_at_once_index_every_file_exactly_once() {
     assert_eq!(added, 30);
     assert_eq!(machines[0].images(), 30);
     // A whole pass afterwards finds every file indexed once: nothing to add or remove.
-    let whole = index_line(&machines[1].run(&["index", root, "-m", "phash", "--json"]));
+    let whole = machines[1].index(root, &[]);
     assert_eq!(
         (
             whole["added"].as_u64(),
@@ -358,15 +375,13 @@ fn a_shard_killed_half_way_and_run_again_converges() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
-    let rest =
-        index_line(&machine.run(&["index", root, "-m", "phash", "--shard", &shard(2), "--json"]));
-    let again =
-        index_line(&machine.run(&["index", root, "-m", "phash", "--shard", &shard(1), "--json"]));
+    let rest = machine.index(root, &["--shard", &shard(2)]);
+    let again = machine.index(root, &["--shard", &shard(1)]);
     let shard_two = rest["added"].as_u64().unwrap();
     let shard_one = again["added"].as_u64().unwrap() + again["unchanged"].as_u64().unwrap();
     assert_eq!(shard_one + shard_two, 60);
     assert_eq!(machine.images(), 60);
-    let whole = index_line(&machine.run(&["index", root, "-m", "phash", "--json"]));
+    let whole = machine.index(root, &[]);
     assert_eq!(
         (whole["added"].as_u64(), whole["unchanged"].as_u64()),
         (Some(0), Some(60))
@@ -386,8 +401,7 @@ fn a_server_that_goes_away_mid_write_is_a_clear_error_and_a_retry_finishes() {
         .env("OBJECT_STORE_CLIENT_MAX_RETRIES", "2")
         .env("OBJECT_STORE_CLIENT_RETRY_TIMEOUT", "3");
     // A first table, so that the outage falls on writes of rows.
-    let first =
-        index_line(&machine.run(&["index", root, "-m", "phash", "--shard", "1/4", "--json"]));
+    let first = machine.index(root, &["--shard", "1/4"]);
     let kept = first["added"].as_u64().unwrap();
     assert!(kept > 0);
 
@@ -403,7 +417,7 @@ fn a_server_that_goes_away_mid_write_is_a_clear_error_and_a_retry_finishes() {
 
     // Nothing written before is lost, and a retry finishes.
     assert!(machine.images() >= kept);
-    let retried = index_line(&machine.run(&["index", root, "-m", "phash", "--json"]));
+    let retried = machine.index(root, &[]);
     assert_eq!(retried["images"], 40, "{retried}");
     assert_eq!(machine.images(), 40);
 }
@@ -436,11 +450,9 @@ fn machines_that_mount_the_library_at_different_places_share_its_rows() {
     let first = Remote::new(&server.endpoint, "aliased").env("IMGSIM_ROOT_ALIAS", &alias(&here));
     let second = Remote::new(&server.endpoint, "aliased").env("IMGSIM_ROOT_ALIAS", &alias(&there));
 
-    let indexed =
-        index_line(&first.run(&["index", here.to_str().unwrap(), "-m", "phash", "--json"]));
+    let indexed = first.index(here.to_str().unwrap(), &[]);
     assert_eq!(indexed["added"], 6);
-    let shared =
-        index_line(&second.run(&["index", there.to_str().unwrap(), "-m", "phash", "--json"]));
+    let shared = second.index(there.to_str().unwrap(), &[]);
     assert_eq!(
         (shared["added"].as_u64(), shared["unchanged"].as_u64()),
         (Some(0), Some(6))
@@ -448,33 +460,11 @@ fn machines_that_mount_the_library_at_different_places_share_its_rows() {
 
     // Each machine sees its own paths.
     let query = there.join("000000000009.jpg");
-    let out = second.run(&[
-        "similar",
-        query.to_str().unwrap(),
-        "-m",
-        "phash",
-        "-k",
-        "2",
-        "--json",
-    ]);
-    out.assert_exit(0);
-    let hits: Vec<Value> = out.json_lines();
-    let hit = hits[0]["path"].as_str().unwrap();
+    let hit = second.top_hit(&query);
     assert!(hit.starts_with(there.to_str().unwrap()), "{hit}");
 
     // Without the alias: the rows, named by it.
     let bare = Remote::new(&server.endpoint, "aliased");
-    let out = bare.run(&[
-        "similar",
-        query.to_str().unwrap(),
-        "-m",
-        "phash",
-        "-k",
-        "2",
-        "--json",
-    ]);
-    out.assert_exit(0);
-    let hits: Vec<Value> = out.json_lines();
-    let hit = hits[0]["path"].as_str().unwrap();
+    let hit = bare.top_hit(&query);
     assert!(hit.starts_with("library:/0000"), "{hit}");
 }
