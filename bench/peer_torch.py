@@ -6,16 +6,24 @@ Measures, with the same threads and the same architecture (random weights, like 
   - model only: images/s of the forward pass at each --batch-size, on random pixel values;
   - end to end: the published comparison's loop over --images, one image at a time:
     PIL open, the transformers image processor, forward, pooling, L2 normalisation.
-Prints one JSON line with the same fields as imgsim's figures.
+--precision bf16 runs the forward pass under torch.autocast("cpu", dtype=torch.bfloat16) (oneDNN's
+bf16 products where the CPU has AVX-512 BF16); --precision int8 first applies dynamic int8
+quantisation to the linear layers (torch.ao.quantization.quantize_dynamic, qint8 weights), the
+two ways PyTorch offers a user to run these models faster on a CPU.
+Prints one JSON line with the same fields as imgsim's figures, and the peak resident memory.
 
 Usage: python3 bench/peer_torch.py --family clip --architecture '{"hidden_size": 768, ...}'
        [--images DIR] [--batch-size 1 --batch-size 16] [--threads 2] [--seconds 5]
+       [--precision f32|bf16|int8]
 Needs: pip install torch transformers pillow
 """
 import argparse
+import contextlib
 import json
+import resource
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -26,23 +34,37 @@ IMAGENET_STD = [0.229, 0.224, 0.225]
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
 
-def build(family, architecture):
+def quantised(model, precision):
+    """The model as PyTorch runs it at `precision`, and the context its forward passes run in."""
+    if precision == "int8":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated, still shipped
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        return model, contextlib.nullcontext
+    if precision == "bf16":
+        return model, lambda: torch.autocast("cpu", dtype=torch.bfloat16)
+    return model, contextlib.nullcontext
+
+
+def build(family, architecture, precision):
     """The model with random weights, its processor, and the embedding function of the recipe."""
     if family == "clip":
         from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModelWithProjection
-        model = CLIPVisionModelWithProjection(CLIPVisionConfig(**architecture)).eval()
+        model, context = quantised(CLIPVisionModelWithProjection(CLIPVisionConfig(**architecture)).eval(), precision)
         processor = CLIPImageProcessorPil()
 
         def embed(px):
-            return model(pixel_values=px).image_embeds
+            with context():
+                return model(pixel_values=px).image_embeds.float()
     else:
         from transformers import BitImageProcessorPil, Dinov2Config, Dinov2Model
-        model = Dinov2Model(Dinov2Config(**architecture)).eval()
+        model, context = quantised(Dinov2Model(Dinov2Config(**architecture)).eval(), precision)
         processor = BitImageProcessorPil(size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224},
                                          image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD)
 
         def embed(px):
-            return model(pixel_values=px).last_hidden_state.mean(dim=1)
+            with context():
+                return model(pixel_values=px).last_hidden_state.mean(dim=1).float()
     return processor, embed
 
 
@@ -97,15 +119,19 @@ def main():
     ap.add_argument("--batch-size", type=int, action="append", default=[])
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--precision", choices=["f32", "bf16", "int8"], default="f32")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    processor, embed = build(args.family, json.loads(args.architecture))
+    processor, embed = build(args.family, json.loads(args.architecture), args.precision)
     figures = {"model_only": [model_only(embed, b, args.seconds) for b in (args.batch_size or [1])],
                "end_to_end": end_to_end(processor, embed, args.images) if args.images else None,
                "end_to_end_camera": end_to_end(processor, embed, args.camera) if args.camera else None,
                "decode_resize_ms": decode_resize_ms(processor, args.camera) if args.camera else None,
-               "torch": torch.__version__, "threads": torch.get_num_threads()}
+               "torch": torch.__version__, "threads": torch.get_num_threads(),
+               "precision": args.precision,
+               # ru_maxrss is in KiB on Linux.
+               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     print(json.dumps(figures))
 
 

@@ -191,6 +191,13 @@ pub fn resident_memory_mb() -> Option<(f64, f64)> {
     memory_mb_in("/proc/self/status")
 }
 
+/// Starts a new peak for [`resident_memory_mb`]: the kernel's `VmHWM` is set to the current
+/// resident memory (`/proc/self/clear_refs`, value 5), so that one phase of a benchmark reports
+/// its own peak. Does nothing where there is no /proc.
+pub fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 /// [`resident_memory_mb`] of another process (a daemon the benchmark started).
 pub fn resident_memory_mb_of(pid: u32) -> Option<(f64, f64)> {
     memory_mb_in(&format!("/proc/{pid}/status"))

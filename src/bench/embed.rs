@@ -42,6 +42,72 @@ pub struct Figures {
     /// imgsim: both decode paths; the peer: PIL's open, convert and image processor.
     #[serde(default)]
     pub decode_resize_ms: Option<f64>,
+    /// Peak resident memory (MiB) while these figures were measured.
+    #[serde(default)]
+    pub peak_rss_mb: Option<f64>,
+}
+
+/// How far a precision's embeddings are from f32's with the same weights, over the same
+/// images: per image the cosine of the two embeddings, and the overlap of each image's 10
+/// nearest neighbours among the others (the retrieval a user sees).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Fidelity {
+    pub images: usize,
+    pub mean_cosine: f64,
+    pub worst_cosine: f64,
+    /// `k` of the neighbour overlap (10, or fewer for a small folder).
+    pub k: usize,
+    /// Mean over images of |top-k by f32 ∩ top-k by this precision| / k.
+    pub top_k_overlap: f64,
+}
+
+/// [`Fidelity`] of `other` against `reference` (L2-normalised embeddings of the same images,
+/// in the same order; an image either side failed on is left out). `None` under 2 images.
+pub fn fidelity(reference: &[Option<Vec<f32>>], other: &[Option<Vec<f32>>]) -> Option<Fidelity> {
+    let pairs: Vec<(&[f32], &[f32])> = reference
+        .iter()
+        .zip(other)
+        .filter_map(|(a, b)| Some((a.as_deref()?, b.as_deref()?)))
+        .collect();
+    let n = pairs.len();
+    if n < 2 {
+        return None;
+    }
+    let dot = |a: &[f32], b: &[f32]| -> f64 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| f64::from(*x) * f64::from(*y))
+            .sum()
+    };
+    let cosines: Vec<f64> = pairs.iter().map(|(a, b)| dot(a, b)).collect();
+    let k = 10.min(n - 1);
+    let sides: [Vec<&[f32]>; 2] = [
+        pairs.iter().map(|p| p.0).collect(),
+        pairs.iter().map(|p| p.1).collect(),
+    ];
+    let top = |side: usize, i: usize| -> Vec<usize> {
+        let vectors = &sides[side];
+        let mut scored: Vec<(f64, usize)> = (0..n)
+            .filter(|&j| j != i)
+            .map(|j| (dot(vectors[i], vectors[j]), j))
+            .collect();
+        scored.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+        scored.into_iter().take(k).map(|(_, j)| j).collect()
+    };
+    let overlap: f64 = (0..n)
+        .map(|i| {
+            let (a, b) = (top(0, i), top(1, i));
+            a.iter().filter(|j| b.contains(j)).count() as f64 / k as f64
+        })
+        .sum::<f64>()
+        / n as f64;
+    Some(Fidelity {
+        images: n,
+        mean_cosine: cosines.iter().sum::<f64>() / n as f64,
+        worst_cosine: cosines.iter().copied().fold(f64::INFINITY, f64::min),
+        k,
+        top_k_overlap: overlap,
+    })
 }
 
 /// Runs `batch_size` images through the model, once to warm up, then until `budget` has passed
@@ -69,16 +135,29 @@ pub fn model_only(embedder: &Embedder, batch_size: usize, budget: Duration) -> R
 
 /// Embeds every file once through the full pipeline.
 pub fn end_to_end(embedder: &Embedder, paths: &[PathBuf]) -> Result<EndToEnd> {
+    Ok(end_to_end_vectors(embedder, paths)?.0)
+}
+
+/// [`end_to_end`], keeping the embeddings (in the order of `paths`; `None` where a file
+/// failed).
+pub fn end_to_end_vectors(
+    embedder: &Embedder,
+    paths: &[PathBuf],
+) -> Result<(EndToEnd, Vec<Option<Vec<f32>>>)> {
     let start = Instant::now();
-    let mut failed = 0;
-    embedder.embed_files(paths, |_, r| failed += usize::from(r.is_err()))?;
+    let mut vectors = vec![None; paths.len()];
+    embedder.embed_files(paths, |i, r| vectors[i] = r.ok())?;
     let seconds = start.elapsed().as_secs_f64();
-    Ok(EndToEnd {
-        images: paths.len(),
-        failed,
-        seconds,
-        images_per_s: (paths.len() - failed) as f64 / seconds,
-    })
+    let failed = vectors.iter().filter(|v| v.is_none()).count();
+    Ok((
+        EndToEnd {
+            images: paths.len(),
+            failed,
+            seconds,
+            images_per_s: (paths.len() - failed) as f64 / seconds,
+        },
+        vectors,
+    ))
 }
 
 /// Decoding and resizing camera-sized photos: imgsim's full decode, its reduced-size (DCT
@@ -206,6 +285,8 @@ pub struct PeerRequest<'a> {
     pub batch_sizes: &'a [usize],
     pub threads: usize,
     pub seconds: f64,
+    /// f32, bf16 (autocast) or int8 (dynamic quantisation of the linear layers).
+    pub precision: &'a str,
 }
 
 /// Runs the committed PyTorch + transformers peer script and reads its JSON figures.
@@ -215,7 +296,8 @@ pub fn run_peer(req: &PeerRequest) -> std::result::Result<Figures, String> {
         .args(["--family", req.family])
         .args(["--architecture", &req.architecture.to_string()])
         .args(["--threads", &req.threads.to_string()])
-        .args(["--seconds", &req.seconds.to_string()]);
+        .args(["--seconds", &req.seconds.to_string()])
+        .args(["--precision", req.precision]);
     for b in req.batch_sizes {
         cmd.args(["--batch-size", &b.to_string()]);
     }
@@ -247,4 +329,37 @@ pub fn run_peer(req: &PeerRequest) -> std::result::Result<Figures, String> {
         .find(|l| l.starts_with('{'))
         .unwrap_or("");
     serde_json::from_str(line).map_err(|e| format!("the peer script printed no figures ({e})"))
+}
+
+#[cfg(test)]
+mod fidelity_tests {
+    use super::*;
+
+    fn unit(v: &[f32]) -> Option<Vec<f32>> {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        Some(v.iter().map(|x| x / n).collect())
+    }
+
+    #[test]
+    fn equal_embeddings_are_faithful_and_a_swap_of_neighbours_is_seen() {
+        let reference: Vec<_> = (0..12)
+            .map(|i| unit(&[1.0, i as f32 * 0.1, (i * i) as f32 * 0.01]))
+            .collect();
+        let same = fidelity(&reference, &reference).unwrap();
+        assert_eq!(same.images, 12);
+        assert!((same.mean_cosine - 1.0).abs() < 1e-6);
+        assert_eq!(same.k, 10);
+        assert_eq!(same.top_k_overlap, 1.0);
+        // Image 0 moved far away: its own cosine drops, and it leaves others' top 10.
+        let mut moved = reference.clone();
+        moved[0] = unit(&[-1.0, 0.0, 0.0]);
+        let f = fidelity(&reference, &moved).unwrap();
+        assert!(f.worst_cosine < 0.0, "{f:?}");
+        assert!(f.top_k_overlap < 1.0, "{f:?}");
+        // A failed image is left out on both sides.
+        let mut failed = reference.clone();
+        failed[3] = None;
+        assert_eq!(fidelity(&reference, &failed).unwrap().images, 11);
+        assert_eq!(fidelity(&reference[..1], &reference[..1]), None);
+    }
 }

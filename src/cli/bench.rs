@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use imgsim::bench::{self, Figures, PeerRequest};
-use imgsim::models::{find, Family, Model, WeightsSource};
+use imgsim::models::{find, Family, Model, Precision, WeightsSource};
 use serde::{Deserialize, Serialize};
 
 use super::common::print_json;
@@ -278,7 +278,18 @@ pub struct EmbedBenchArgs {
     peer_script: PathBuf,
     #[arg(long, value_enum, default_value_t = imgsim::device::DeviceChoice::Auto)]
     device: imgsim::device::DeviceChoice,
-    /// One JSON line per model.
+    /// Precisions to measure, comma-separated (f32, bf16, int8). Every one but f32 is also
+    /// compared with f32 of the same weights over --images (cosine of the embeddings and
+    /// overlap of the 10 nearest neighbours), so f32 runs first whenever images are given.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        value_name = "LIST",
+        default_value = "f32"
+    )]
+    precision: Vec<Precision>,
+    /// One JSON line per model and precision.
     #[arg(long)]
     json: bool,
 }
@@ -286,6 +297,11 @@ pub struct EmbedBenchArgs {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct BenchLine {
     pub model: String,
+    #[serde(default)]
+    pub precision: Precision,
+    /// Against f32 with the same weights, over --images (absent for f32).
+    #[serde(default)]
+    pub fidelity: Option<bench::Fidelity>,
     pub random_weights: bool,
     pub device: String,
     pub threads: usize,
@@ -358,6 +374,22 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
             }
         );
     }
+    let mut precisions: Vec<Precision> = Vec::new();
+    for p in &args.precision {
+        if !precisions.contains(p) {
+            precisions.push(*p);
+        }
+    }
+    if !paths.is_empty() && precisions.iter().any(|p| *p != Precision::F32) {
+        // f32 first: the others' embeddings are compared with its.
+        precisions.retain(|p| *p != Precision::F32);
+        precisions.insert(0, Precision::F32);
+    }
+    for p in &precisions {
+        if let Some(why) = p.unsupported_here() {
+            anyhow::bail!(why);
+        }
+    }
     for name in &args.models {
         let spec = find(name)?;
         let source = if args.random_weights {
@@ -365,85 +397,107 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
         } else {
             WeightsSource::Hub(spec)
         };
-        let model = Model::load(&source, None, &device)?;
-        let embedder =
-            imgsim::embed::Embedder::new(model, device.clone()).batch_size(args.batch_size);
-        let model_only = batch_sizes
-            .iter()
-            .map(|&b| bench::model_only(&embedder, b, budget))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut end_to_end = None;
-        let mut rss_mb_after_each_pass = Vec::new();
-        for _ in 0..if paths.is_empty() {
-            0
-        } else {
-            args.repeat.max(1)
-        } {
-            end_to_end = Some(bench::end_to_end(&embedder, &paths)?);
-            if let Some((_, rss)) = imgsim::util::resident_memory_mb() {
-                rss_mb_after_each_pass.push(rss);
+        // One set of weights for every precision, so that their embeddings compare.
+        let master = Model::load(&source, None, &device)?;
+        let mut reference: Option<Vec<Option<Vec<f32>>>> = None;
+        for &precision in &precisions {
+            imgsim::util::reset_peak_memory();
+            let model = master.to_precision(precision)?;
+            let embedder =
+                imgsim::embed::Embedder::new(model, device.clone()).batch_size(args.batch_size);
+            let model_only = batch_sizes
+                .iter()
+                .map(|&b| bench::model_only(&embedder, b, budget))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut end_to_end = None;
+            let mut fidelity = None;
+            let mut rss_mb_after_each_pass = Vec::new();
+            for pass in 0..if paths.is_empty() {
+                0
+            } else {
+                args.repeat.max(1)
+            } {
+                let (figures, vectors) = bench::end_to_end_vectors(&embedder, &paths)?;
+                end_to_end = Some(figures);
+                if pass == 0 {
+                    match &reference {
+                        None if precision == Precision::F32 => reference = Some(vectors),
+                        Some(f32_vectors) if precision != Precision::F32 => {
+                            fidelity = bench::fidelity(f32_vectors, &vectors);
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some((_, rss)) = imgsim::util::resident_memory_mb() {
+                    rss_mb_after_each_pass.push(rss);
+                }
             }
-        }
-        let (decode, end_to_end_camera) = if camera.is_empty() {
-            (None, None)
-        } else {
-            (
-                Some(bench::decode_resize(&camera, &embedder.model().preprocess)?),
-                Some(bench::end_to_end(&embedder, &camera)?),
-            )
-        };
-        let ours = Figures {
-            model_only,
-            end_to_end,
-            end_to_end_camera,
-            decode_resize_ms: decode.as_ref().map(|d| d.reduced_ms),
-        };
-        let (pytorch, peer_error) = if args.peer {
-            let family = match spec.family {
-                Family::Clip => "clip",
-                Family::Dinov2 => "dinov2",
-                Family::Phash => unreachable!("bench runs registry networks"),
+            let (decode, end_to_end_camera) = if camera.is_empty() {
+                (None, None)
+            } else {
+                (
+                    Some(bench::decode_resize(&camera, &embedder.model().preprocess)?),
+                    Some(bench::end_to_end(&embedder, &camera)?),
+                )
             };
-            match bench::run_peer(&PeerRequest {
-                python: &args.python,
-                script: &args.peer_script,
-                family,
-                architecture: &spec.architecture,
-                images: args.images.as_deref(),
-                camera: (!camera.is_empty()).then_some(camera_dir.as_path()),
-                batch_sizes: &batch_sizes,
+            drop(embedder);
+            let ours = Figures {
+                model_only,
+                end_to_end,
+                end_to_end_camera,
+                decode_resize_ms: decode.as_ref().map(|d| d.reduced_ms),
+                peak_rss_mb: imgsim::util::resident_memory_mb().map(|(peak, _)| peak),
+            };
+            let (pytorch, peer_error) = if args.peer {
+                let family = match spec.family {
+                    Family::Clip => "clip",
+                    Family::Dinov2 => "dinov2",
+                    Family::Phash => unreachable!("bench runs registry networks"),
+                };
+                match bench::run_peer(&PeerRequest {
+                    python: &args.python,
+                    script: &args.peer_script,
+                    family,
+                    architecture: &spec.architecture,
+                    images: args.images.as_deref(),
+                    camera: (!camera.is_empty()).then_some(camera_dir.as_path()),
+                    batch_sizes: &batch_sizes,
+                    threads,
+                    seconds: args.seconds,
+                    precision: precision.name(),
+                }) {
+                    Ok(f) => (Some(f), None),
+                    Err(e) => (None, Some(e)),
+                }
+            } else {
+                (None, None)
+            };
+            let line = BenchLine {
+                model: spec.name.clone(),
+                precision,
+                fidelity,
+                random_weights: args.random_weights,
+                device: imgsim::device::describe(&device).into(),
                 threads,
-                seconds: args.seconds,
-            }) {
-                Ok(f) => (Some(f), None),
-                Err(e) => (None, Some(e)),
+                peak_rss_mb: ours.peak_rss_mb,
+                imgsim: ours,
+                decode,
+                rss_mb_after_each_pass,
+                pytorch,
+                peer_error,
+            };
+            if args.json {
+                print_json(&line);
+            } else {
+                print_table(&line);
             }
-        } else {
-            (None, None)
-        };
-        let line = BenchLine {
-            model: spec.name.clone(),
-            random_weights: args.random_weights,
-            device: imgsim::device::describe(&device).into(),
-            threads,
-            imgsim: ours,
-            decode,
-            rss_mb_after_each_pass,
-            peak_rss_mb: imgsim::util::resident_memory_mb().map(|(peak, _)| peak),
-            pytorch,
-            peer_error,
-        };
-        if args.json {
-            print_json(&line);
-        } else {
-            print_table(&line);
         }
     }
     Ok(Outcome::Done)
 }
 
 fn print_table(line: &BenchLine) {
-    println!("\n{}", line.model);
+    println!("\n{} ({})", line.model, line.precision);
     println!(
         "  {:<34} {:>10} {:>10} {:>7}",
         "images/s", "imgsim", "PyTorch", "ratio"
@@ -542,7 +596,20 @@ fn print_table(line: &BenchLine) {
         );
     }
     if let Some(peak) = line.peak_rss_mb {
-        println!("  peak resident memory so far: {peak:.0} MiB");
+        match line.pytorch.as_ref().and_then(|p| p.peak_rss_mb) {
+            Some(theirs) => println!(
+                "  peak resident memory: {peak:.0} MiB (PyTorch: {theirs:.0} MiB, {:.2}x)",
+                peak / theirs
+            ),
+            None => println!("  peak resident memory: {peak:.0} MiB"),
+        }
+    }
+    if let Some(f) = &line.fidelity {
+        println!(
+            "  against f32 (same weights, {} images): cosine mean {:.6}, worst {:.6}; \
+             top-{} neighbour overlap {:.4}",
+            f.images, f.mean_cosine, f.worst_cosine, f.k, f.top_k_overlap
+        );
     }
     if let Some(err) = &line.peer_error {
         println!("  PyTorch peer not measured: {err}");

@@ -39,7 +39,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<Outcome> {
     for source in &sources {
         // With several models, one that cannot load is reported and the others still run.
         let result = (|| -> anyhow::Result<CompareLine> {
-            let model = imgsim::models::Model::load(source, None, &device)?;
+            let model = args.model.load(source, None, &device)?;
             let embedder = Embedder::new(model, device.clone());
             let mut vectors = Vec::new();
             let paths = [args.image_a.clone(), args.image_b.clone()];

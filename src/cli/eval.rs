@@ -10,7 +10,7 @@ use imgsim::eval::disc21::{self, CopyDetection, Layout, QuerySet, Selection};
 use imgsim::eval::metrics::{self, Metrics};
 use imgsim::eval::report::{self, file_label, write_reports, Chart, EvalLine};
 use imgsim::eval::synth::{self, EditRecall, SynthOptions};
-use imgsim::models::{self, Model, TextModel, WeightsSource};
+use imgsim::models::{self, Model, Precision, TextModel, WeightsSource};
 
 use super::common::{print_json, Bar};
 use super::Outcome;
@@ -57,6 +57,16 @@ pub struct EvalModelArgs {
     batch_size: usize,
     #[arg(long, value_enum, default_value_t = imgsim::device::DeviceChoice::Auto)]
     device: imgsim::device::DeviceChoice,
+    /// Precisions of the linear layers to compare, comma-separated (f32, bf16, int8): each
+    /// model runs once per precision, reported as e.g. `dinov2-base+bf16` (phash once).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        value_name = "LIST",
+        default_value = "f32"
+    )]
+    precision: Vec<Precision>,
     /// JSON lines on stdout: one per model, then a summary.
     #[arg(long)]
     json: bool,
@@ -144,6 +154,7 @@ pub fn run(command: EvalCommand) -> anyhow::Result<Outcome> {
 struct Candidate {
     label: String,
     source: WeightsSource,
+    precision: Precision,
 }
 
 fn candidates(args: &EvalModelArgs) -> anyhow::Result<Vec<Candidate>> {
@@ -164,13 +175,31 @@ fn candidates(args: &EvalModelArgs) -> anyhow::Result<Vec<Candidate>> {
         local
     };
     sources.extend(args.model_dir.iter().cloned().map(WeightsSource::Dir));
-    Ok(sources
-        .into_iter()
-        .map(|source| Candidate {
-            label: source.label(),
-            source,
-        })
-        .collect())
+    let mut precisions: Vec<Precision> = Vec::new();
+    for p in &args.precision {
+        if !precisions.contains(p) {
+            precisions.push(*p);
+        }
+    }
+    if precisions.is_empty() {
+        precisions.push(Precision::F32);
+    }
+    let mut out = Vec::new();
+    for source in sources {
+        // The hash has no linear layers: it runs once, whatever the precisions.
+        let runs: &[Precision] = match source {
+            WeightsSource::Phash => &[Precision::F32],
+            _ => &precisions,
+        };
+        for &precision in runs {
+            out.push(Candidate {
+                label: format!("{}{}", source.label(), precision.id_suffix()),
+                source: source.clone(),
+                precision,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Loads each model in turn and runs `each` with it; a model that cannot load is reported and
@@ -207,7 +236,7 @@ fn for_each_model(
     }
     for candidate in candidates {
         let result = (|| -> anyhow::Result<()> {
-            let model = Model::load(&candidate.source, None, &device)?;
+            let model = Model::load_with(&candidate.source, None, &device, candidate.precision)?;
             let mut cache = if args.no_cache || model.random_weights {
                 EmbeddingCache::disabled(model.dim())
             } else {
@@ -249,7 +278,7 @@ fn run_models<R>(
     let mut bar = Bar::new(args.json);
     let mut results = Vec::new();
     let failed_models = for_each_model(args, text_only, |source, embedder, cache| {
-        let name = embedder.model().name.clone();
+        let name = embedder.model().label();
         bar.prefix = format!("{name}: ");
         let result = run(source, embedder, cache, &mut bar)?;
         let file = predictions_path(out, &name);

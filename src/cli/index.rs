@@ -50,7 +50,7 @@ pub fn run(args: IndexArgs) -> anyhow::Result<Outcome> {
     let _lock = lock_for_writing(&db_dir, &library.doing("index"))?;
     let mut any_failed = false;
     for source in sources {
-        let model = imgsim::models::Model::load(&source, None, &device)?;
+        let model = library.model.load(&source, None, &device)?;
         let embedder =
             imgsim::embed::Embedder::new(model, device.clone()).batch_size(args.batch_size);
         let model = embedder.model();

@@ -118,7 +118,10 @@ pub fn run(args: SearchArgs) -> anyhow::Result<Outcome> {
     };
     let mut embedder = None;
     let (model_name, model_id) = match &text_model {
-        Some(m) => (m.name.clone(), m.id.clone()),
+        Some(m) => (
+            m.name.clone(),
+            format!("{}{}", m.id, args.model.precision.id_suffix()),
+        ),
         None => {
             let e = args.model.embedder(None)?;
             let names = (e.model().name.clone(), e.model().id.clone());

@@ -62,7 +62,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
     let mut models = Vec::new();
     let mut keys = Vec::new();
     for source in library.model.sources_or_all()? {
-        let model = imgsim::models::Model::load(&source, None, &device)?;
+        let model = library.model.load(&source, None, &device)?;
         store.table_or_create(&model.name, &model.id, model.dim())?;
         models.push(Arc::new(imgsim::embed::Embedder::new(
             model,

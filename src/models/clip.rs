@@ -4,10 +4,11 @@
 //! slower generic operations).
 
 use candle_core::{Module, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, Init, LayerNorm, VarBuilder};
+use candle_nn::{Init, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
-use super::vit::{Activation, Block, BlockConfig, BlockNames, Linear};
+use super::packed::Precision;
+use super::vit::{Activation, Block, BlockConfig, BlockNames, Linear, PatchEmbed};
 use crate::error::Result;
 
 /// The fields of CLIP's `vision_config` that shape the network. Defaults are transformers'.
@@ -80,8 +81,9 @@ pub(super) const NAMES: BlockNames = BlockNames {
     layer_scale2: "",
 };
 
+#[derive(Clone)]
 pub struct Clip {
-    patch_embed: Conv2d,
+    patch_embed: PatchEmbed,
     class_embedding: Tensor,
     position_embedding: Tensor,
     pre_layernorm: LayerNorm,
@@ -102,18 +104,14 @@ impl Clip {
             mean: 0.0,
             stdev: 0.02,
         };
-        let patch_embed = Conv2d::new(
-            emb.pp("patch_embedding").get_with_hints(
+        let patch_embed = PatchEmbed::new(
+            &emb.pp("patch_embedding").get_with_hints(
                 (h, cfg.num_channels, cfg.patch_size, cfg.patch_size),
                 "weight",
                 random,
             )?,
             None,
-            Conv2dConfig {
-                stride: cfg.patch_size,
-                ..Default::default()
-            },
-        );
+        )?;
         let block = BlockConfig {
             hidden: h,
             heads: cfg.num_attention_heads,
@@ -150,11 +148,7 @@ impl Clip {
     pub fn forward(&self, pixel_values: &Tensor) -> Result<Tensor> {
         let b = pixel_values.dim(0)?;
         let h = self.class_embedding.dim(0)?;
-        let patches = self
-            .patch_embed
-            .forward(pixel_values)?
-            .flatten_from(2)?
-            .transpose(1, 2)?;
+        let patches = self.patch_embed.forward(pixel_values)?;
         let class = self
             .class_embedding
             .reshape((1, 1, h))?
@@ -169,6 +163,15 @@ impl Clip {
             .post_layernorm
             .forward(&xs.narrow(1, 0, 1)?.squeeze(1)?)?;
         self.projection.forward(&cls)
+    }
+
+    /// Runs the encoder's linear layers in `precision` (the patch embedding, norms and
+    /// the final projection stay f32: a small share of the work).
+    pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        for layer in &mut self.layers {
+            layer.set_precision(precision)?;
+        }
+        Ok(())
     }
 
     pub fn dim(&self) -> usize {

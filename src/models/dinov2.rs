@@ -9,10 +9,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use candle_core::{DType, Module, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, Init, LayerNorm, VarBuilder};
+use candle_nn::{Init, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
-use super::vit::{Activation, Block, BlockConfig, BlockNames};
+use super::packed::Precision;
+use super::vit::{Activation, Block, BlockConfig, BlockNames, PatchEmbed};
 use crate::error::Result;
 
 /// The fields of a DINOv2 `config.json` that shape the network. Defaults are transformers'.
@@ -103,7 +104,7 @@ const NAMES: BlockNames = BlockNames {
 };
 
 pub struct Dinov2 {
-    patch_embed: Conv2d,
+    patch_embed: PatchEmbed,
     cls_token: Tensor,
     /// `[1, 1 + g*g, hidden]` for the checkpoint's own `g x g` patch grid.
     position_embeddings: Tensor,
@@ -115,6 +116,26 @@ pub struct Dinov2 {
     positions_by_grid: Mutex<HashMap<(usize, usize), Tensor>>,
 }
 
+impl Clone for Dinov2 {
+    fn clone(&self) -> Self {
+        Self {
+            patch_embed: self.patch_embed.clone(),
+            cls_token: self.cls_token.clone(),
+            position_embeddings: self.position_embeddings.clone(),
+            layers: self.layers.clone(),
+            layernorm: self.layernorm.clone(),
+            cfg: self.cfg.clone(),
+            pooling: self.pooling,
+            positions_by_grid: Mutex::new(
+                self.positions_by_grid
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone(),
+            ),
+        }
+    }
+}
+
 impl Dinov2 {
     pub fn new(vb: VarBuilder, cfg: &Dinov2Config, pooling: Dinov2Pooling) -> Result<Self> {
         let h = cfg.hidden_size;
@@ -124,15 +145,23 @@ impl Dinov2 {
             mean: 0.0,
             stdev: 0.02,
         };
-        let patch_embed = candle_nn::conv2d(
-            cfg.num_channels,
-            h,
-            cfg.patch_size,
-            Conv2dConfig {
-                stride: cfg.patch_size,
-                ..Default::default()
-            },
-            emb.pp("patch_embeddings").pp("projection"),
+        let projection = emb.pp("patch_embeddings").pp("projection");
+        let fan_in = cfg.num_channels * cfg.patch_size * cfg.patch_size;
+        let bound = 1.0 / (fan_in as f64).sqrt();
+        let patch_embed = PatchEmbed::new(
+            &projection.get_with_hints(
+                (h, cfg.num_channels, cfg.patch_size, cfg.patch_size),
+                "weight",
+                candle_nn::init::DEFAULT_KAIMING_NORMAL,
+            )?,
+            Some(projection.get_with_hints(
+                h,
+                "bias",
+                Init::Uniform {
+                    lo: -bound,
+                    up: bound,
+                },
+            )?),
         )?;
         let cls_token = emb.get_with_hints((1, 1, h), "cls_token", small_random)?;
         let position_embeddings =
@@ -188,11 +217,7 @@ impl Dinov2 {
     pub fn last_hidden_state(&self, pixel_values: &Tensor) -> Result<Tensor> {
         let (b, _, height, width) = pixel_values.dims4()?;
         let (rows, cols) = (height / self.cfg.patch_size, width / self.cfg.patch_size);
-        let patches = self
-            .patch_embed
-            .forward(pixel_values)?
-            .flatten_from(2)?
-            .transpose(1, 2)?;
+        let patches = self.patch_embed.forward(pixel_values)?;
         let cls = self.cls_token.broadcast_as((b, 1, self.cfg.hidden_size))?;
         let mut xs =
             Tensor::cat(&[&cls, &patches], 1)?.broadcast_add(&self.positions(rows, cols)?)?;
@@ -209,6 +234,15 @@ impl Dinov2 {
             Dinov2Pooling::Mean => hidden.mean(1)?,
             Dinov2Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
         })
+    }
+
+    /// Runs the encoder's linear layers in `precision` (the patch embedding, norms and
+    /// the final projection stay f32: a small share of the work).
+    pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        for layer in &mut self.layers {
+            layer.set_precision(precision)?;
+        }
+        Ok(())
     }
 
     pub fn dim(&self) -> usize {

@@ -8,7 +8,9 @@
 pub mod clip;
 pub mod clip_text;
 pub mod dinov2;
-mod kernels;
+#[doc(hidden)] // public for examples/profile_block.rs only
+pub mod kernels;
+pub mod packed;
 pub mod phash;
 pub mod vit;
 pub mod weights;
@@ -25,6 +27,7 @@ use crate::preprocess::Preprocess;
 use clip::{Clip, ClipConfig};
 use clip_text::{ClipText, ClipTextConfig, ClipTokenizer};
 use dinov2::{Dinov2, Dinov2Config, Dinov2Pooling};
+pub use packed::Precision;
 use weights::ModelFiles;
 
 /// The registry files, compiled in so that the binary needs nothing beside it.
@@ -176,6 +179,7 @@ impl WeightsSource {
     }
 }
 
+#[derive(Clone)]
 enum Network {
     Clip(Clip),
     Dinov2(Dinov2),
@@ -191,8 +195,11 @@ pub struct Model {
     pub preprocess: Preprocess,
     pub random_weights: bool,
     /// What the embeddings depend on (weights, pooling, preprocessing, imgsim's pipeline
-    /// version): equal ids give equal embeddings, so caches and indexes key on it.
+    /// version, and the precision when it is not f32): equal ids give equal embeddings, so
+    /// caches and indexes key on it, and a table never mixes precisions.
     pub id: String,
+    /// The arithmetic of the linear layers (`--precision`).
+    pub precision: Precision,
     network: Network,
 }
 
@@ -200,8 +207,83 @@ pub struct Model {
 pub const PIPELINE_VERSION: u32 = 1;
 
 impl Model {
-    /// Loads a model. `pooling` overrides the default (DINOv2 only).
+    /// Loads a model in f32. `pooling` overrides the default (DINOv2 only).
     pub fn load(source: &WeightsSource, pooling: Option<Pooling>, device: &Device) -> Result<Self> {
+        Self::load_with(source, pooling, device, Precision::F32)
+    }
+
+    /// Loads a model whose linear layers run in `precision` (bf16 and int8: on the CPU, where
+    /// it has the instructions; a clear error otherwise). The weight-free `phash` ignores it.
+    pub fn load_with(
+        source: &WeightsSource,
+        pooling: Option<Pooling>,
+        device: &Device,
+        precision: Precision,
+    ) -> Result<Self> {
+        if precision != Precision::F32 && !matches!(source, WeightsSource::Phash) {
+            if !device.is_cpu() {
+                return Err(Error::Unsupported(format!(
+                    "--precision {precision} runs on the CPU only; on {} use --precision f32",
+                    crate::device::describe(device)
+                )));
+            }
+            if let Some(why) = precision.unsupported_here() {
+                return Err(Error::Unsupported(why));
+            }
+        }
+        let mut model = Self::load_f32(source, pooling, device)?;
+        model.convert(precision)?;
+        Ok(model)
+    }
+
+    /// A copy of this f32 model whose linear layers run in `precision`, with the same weights
+    /// (the benchmark compares precisions this way). The f32 tensors are shared, not copied.
+    pub fn to_precision(&self, precision: Precision) -> Result<Self> {
+        if self.precision != Precision::F32 {
+            return Err(Error::Unsupported(format!(
+                "{} is already {}: convert from f32",
+                self.name, self.precision
+            )));
+        }
+        if precision != Precision::F32 {
+            if let Some(why) = precision.unsupported_here() {
+                return Err(Error::Unsupported(why));
+            }
+        }
+        let mut model = Self {
+            name: self.name.clone(),
+            family: self.family,
+            pooling: self.pooling,
+            preprocess: self.preprocess.clone(),
+            random_weights: self.random_weights,
+            id: self.id.clone(),
+            precision: Precision::F32,
+            network: self.network.clone(),
+        };
+        model.convert(precision)?;
+        Ok(model)
+    }
+
+    fn convert(&mut self, precision: Precision) -> Result<()> {
+        if self.family == Family::Phash || precision == Precision::F32 {
+            return Ok(());
+        }
+        match &mut self.network {
+            Network::Clip(m) => m.set_precision(precision)?,
+            Network::Dinov2(m) => m.set_precision(precision)?,
+            Network::Phash => {}
+        }
+        self.id.push_str(precision.id_suffix());
+        self.precision = precision;
+        Ok(())
+    }
+
+    /// The name with the precision when it is not f32 (`dinov2-base+bf16`): reports.
+    pub fn label(&self) -> String {
+        format!("{}{}", self.name, self.precision.id_suffix())
+    }
+
+    fn load_f32(source: &WeightsSource, pooling: Option<Pooling>, device: &Device) -> Result<Self> {
         match source {
             WeightsSource::Hub(spec) => {
                 let files = weights::fetch(spec)?;
@@ -217,6 +299,7 @@ impl Model {
                     preprocess: spec.preprocess.clone(),
                     random_weights: false,
                     id: identity(&format!("{}@{}", spec.name, spec.revision), pooling),
+                    precision: Precision::F32,
                     network,
                 })
             }
@@ -240,6 +323,7 @@ impl Model {
                     pooling,
                     preprocess,
                     random_weights: false,
+                    precision: Precision::F32,
                     network,
                 })
             }
@@ -262,6 +346,7 @@ impl Model {
                     random_weights: true,
                     // Random weights differ at every load: nothing may reuse their vectors.
                     id: format!("{}@random-{:016x}", spec.name, rand::random::<u64>()),
+                    precision: Precision::F32,
                     network,
                 })
             }
@@ -280,6 +365,7 @@ impl Model {
                 },
                 random_weights: false,
                 id: identity("phash@imagehash-4", Pooling::Hash),
+                precision: Precision::F32,
                 network: Network::Phash,
             }),
         }

@@ -3,10 +3,11 @@
 //! `Linear` broadcasts the weight into a batch of small products), and the in-place kernels of
 //! `kernels.rs` for activation and softmax. Weight names are each model's own (`BlockNames`).
 
-use candle_core::{Module, Tensor};
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Shape, Tensor};
 use candle_nn::{Init, LayerNorm, VarBuilder};
 
 use super::kernels;
+use super::packed::{Packed, Precision};
 use crate::error::Result;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,9 +51,21 @@ pub struct BlockNames {
 /// (CLIP B/32: 50 rows per image; a text query: ~10). Kept transposed, CLIP ViT-B/32 went from
 /// 4.4 to 11.8 images/s at batch 1 and from 15.5 to 20.4 at batch 16 (`imgsim bench embed
 /// --random-weights`, release build, 2 cores).
+///
+/// With `--precision bf16|int8` the weight is converted once into the packed form of
+/// `packed.rs` and the f32 copy is dropped (`Linear::set_precision`).
+#[derive(Clone)]
 pub struct Linear {
-    weight_t: Tensor,
-    bias: Option<Tensor>,
+    weights: Weights,
+}
+
+#[derive(Clone)]
+enum Weights {
+    Dense {
+        weight_t: Tensor,
+        bias: Option<Tensor>,
+    },
+    Packed(Packed),
 }
 
 impl Linear {
@@ -64,23 +77,131 @@ impl Linear {
     /// From a weight as checkpoints store it, `[out, in]`.
     fn new(weight: &Tensor, bias: Option<Tensor>) -> Result<Self> {
         Ok(Self {
-            weight_t: weight.t()?.contiguous()?,
-            bias,
+            weights: Weights::Dense {
+                weight_t: weight.t()?.contiguous()?,
+                bias,
+            },
         })
+    }
+
+    /// Converts the weight to `precision` (CPU only; the caller has checked that this CPU
+    /// runs it). f32 leaves the layer as it is.
+    pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        let Weights::Dense { weight_t, bias } = &self.weights else {
+            return Ok(());
+        };
+        let (k, n) = weight_t.dims2()?;
+        let w: Vec<f32> = weight_t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        let b: Option<Vec<f32>> = match bias {
+            Some(b) => Some(b.to_dtype(DType::F32)?.to_vec1()?),
+            None => None,
+        };
+        if let Some(packed) = Packed::new(precision, &w, k, n, b.as_deref()) {
+            self.weights = Weights::Packed(packed);
+        }
+        Ok(())
     }
 
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let dims = xs.dims();
         let inputs = dims[dims.len() - 1];
         let rows = xs.elem_count() / inputs;
-        let ys = xs.reshape((rows, inputs))?.matmul(&self.weight_t)?;
-        let ys = match &self.bias {
-            Some(b) => ys.broadcast_add(b)?,
-            None => ys,
+        let (ys, outputs) = match &self.weights {
+            Weights::Dense { weight_t, bias } => {
+                let ys = xs.reshape((rows, inputs))?.matmul(weight_t)?;
+                let ys = match bias {
+                    Some(b) => ys.broadcast_add(b)?,
+                    None => ys,
+                };
+                (ys, weight_t.dim(1)?)
+            }
+            Weights::Packed(packed) => (
+                xs.contiguous()?
+                    .reshape((rows, inputs))?
+                    .apply_op1_no_bwd(&PackedProduct(packed))?,
+                packed.outputs(),
+            ),
         };
         let mut out_dims = dims.to_vec();
-        *out_dims.last_mut().expect("rank >= 1") = self.weight_t.dim(1)?;
+        *out_dims.last_mut().expect("rank >= 1") = outputs;
         Ok(ys.reshape(out_dims)?)
+    }
+}
+
+/// A packed layer's product as a candle operation on a `[rows, inputs]` f32 CPU tensor.
+struct PackedProduct<'a>(&'a Packed);
+
+impl CustomOp1 for PackedProduct<'_> {
+    fn name(&self) -> &'static str {
+        "imgsim-packed-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("a packed linear layer takes f32 input")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("a packed linear layer takes a contiguous input")
+        };
+        let (rows, inputs) = layout.shape().dims2()?;
+        if inputs != self.0.inputs() {
+            candle_core::bail!("input width {inputs}, layer takes {}", self.0.inputs())
+        }
+        let outputs = self.0.outputs();
+        let mut out = vec![0f32; rows * outputs];
+        self.0.forward(&data[start..end], rows, &mut out);
+        Ok((CpuStorage::F32(out), Shape::from((rows, outputs))))
+    }
+}
+
+/// The patch embedding: a convolution whose stride equals its kernel, computed as what it is,
+/// one linear layer over the flattened patches. candle's CPU convolution (im2col, then a
+/// product that repacks the weight on every call) took 6.3 ms per image for CLIP B/32's
+/// 115 M multiply-adds at batch 1 (`cargo run --release --example profile_block`); a fifth of
+/// the whole forward pass in bf16. Stays f32 in every precision: the first layer reads pixels.
+#[derive(Clone)]
+pub struct PatchEmbed {
+    proj: Linear,
+    patch: usize,
+    channels: usize,
+}
+
+impl PatchEmbed {
+    /// From the convolution's weight `[hidden, channels, patch, patch]` (as checkpoints store
+    /// it) and bias.
+    pub fn new(weight: &Tensor, bias: Option<Tensor>) -> Result<Self> {
+        let (hidden, channels, patch, _) = weight.dims4()?;
+        Ok(Self {
+            proj: Linear::new(&weight.reshape((hidden, channels * patch * patch))?, bias)?,
+            patch,
+            channels,
+        })
+    }
+
+    /// `[B, C, H, W]` pixels to `[B, (H / P) * (W / P), hidden]` tokens, row by row of patches
+    /// (the order of the convolution's flattened output); pixels past the last whole patch are
+    /// ignored, as the convolution ignores them.
+    pub fn forward(&self, pixel_values: &Tensor) -> Result<Tensor> {
+        let (b, c, height, width) = pixel_values.dims4()?;
+        let p = self.patch;
+        let (rows, cols) = (height / p, width / p);
+        let pixels = if rows * p != height || cols * p != width {
+            pixel_values
+                .narrow(2, 0, rows * p)?
+                .narrow(3, 0, cols * p)?
+        } else {
+            pixel_values.clone()
+        };
+        let patches = pixels
+            .reshape((b, c, rows, p, cols, p))?
+            .permute((0, 2, 4, 1, 3, 5))?
+            .contiguous()?
+            .reshape((b, rows * cols, self.channels * p * p))?;
+        self.proj.forward(&patches)
     }
 }
 
@@ -104,6 +225,7 @@ fn weight_and_bias(
     Ok((weight, bias))
 }
 
+#[derive(Clone)]
 pub struct Block {
     norm1: LayerNorm,
     qkv: Linear,
@@ -147,6 +269,14 @@ impl Block {
             layer_scale2: scale(names.layer_scale2)?,
             cfg: cfg.clone(),
         })
+    }
+
+    /// Converts the block's linear layers to `precision` (see `Linear::set_precision`).
+    pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        for layer in [&mut self.qkv, &mut self.out, &mut self.fc1, &mut self.fc2] {
+            layer.set_precision(precision)?;
+        }
+        Ok(())
     }
 
     /// Every token attends to every token (the image towers).

@@ -205,7 +205,9 @@ impl App {
         }
         let source = self.source(info)?;
         let device = crate::device::select(crate::device::DeviceChoice::Auto)?;
-        let model = crate::models::Model::load(&source, None, &device)?;
+        // The table's precision is in its model id (`+bf16`): the query is embedded alike.
+        let precision = crate::models::Precision::of_model_id(&info.model_id);
+        let model = crate::models::Model::load_with(&source, None, &device, precision)?;
         if model.id != info.model_id {
             return Err(Error::Store {
                 path: self.store.dir().to_path_buf(),
