@@ -45,9 +45,23 @@ fn main() -> imgsim::Result<()> {
         layer_scale: false,
         qkv_bias: true,
     };
+    // Made once to initialise the variables, then from plain copies of them (a candle `Var`
+    // makes results keep their inputs for backpropagation; see `Model::load`).
     let varmap = VarMap::new();
-    let block = Block::load(
+    Block::load(
         VarBuilder::from_varmap(&varmap, DType::F32, &dev),
+        &cfg,
+        &NAMES,
+    )?;
+    let plain = varmap
+        .data()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(name, var)| (name.clone(), var.as_tensor().detach()))
+        .collect();
+    let block = Block::load(
+        VarBuilder::from_tensors(plain, DType::F32, &dev),
         &cfg,
         &NAMES,
     )?;
@@ -170,6 +184,21 @@ fn parts() -> candle_core::Result<()> {
             "batch {batch}: attention {:.3} ms",
             ms(iters, || {
                 imgsim::models::kernels::attention(&a, &b, &c).unwrap();
+            })
+        );
+        // DINOv2-base at 224 pixels: 257 tokens.
+        let q = Tensor::randn(0f32, 1., (batch, 12, 257, 64), &dev)?;
+        println!(
+            "batch {batch}: attention, 257 tokens {:.3} ms",
+            ms(iters / 4, || {
+                imgsim::models::kernels::attention(&q, &q, &q).unwrap();
+            })
+        );
+        let h = Tensor::randn(0f32, 1., (batch, 257, 3072), &dev)?;
+        println!(
+            "batch {batch}: gelu, 257 tokens {:.3} ms",
+            ms(iters / 4, || {
+                imgsim::models::kernels::gelu_erf(&h).unwrap();
             })
         );
     }

@@ -337,6 +337,27 @@ impl Model {
                     Family::Dinov2 => spec.architecture.clone(),
                     Family::Phash => unreachable!("the registry holds networks only"),
                 };
+                // The first build only makes the variables, each with its initialisation. The
+                // network is then built again from plain copies of them: a candle `Var` makes
+                // every result computed from it keep its inputs for backpropagation, so a
+                // forward pass held every activation of every layer until its end (DINOv2-base
+                // at batch 16: 4.2 GB resident, against 0.8 GB from weights in a file).
+                drop(build(
+                    spec.family,
+                    &config,
+                    pooling,
+                    vb,
+                    Path::new(&spec.name),
+                )?);
+                let plain: std::collections::HashMap<String, Tensor> = varmap
+                    .data()
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .map(|(name, var)| (name.clone(), var.as_tensor().detach()))
+                    .collect();
+                drop(varmap);
+                let vb = VarBuilder::from_tensors(plain, DType::F32, device);
                 let network = build(spec.family, &config, pooling, vb, Path::new(&spec.name))?;
                 Ok(Self {
                     name: spec.name.clone(),
