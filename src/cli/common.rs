@@ -28,7 +28,7 @@ pub struct ModelArgs {
     /// The arithmetic of the model's linear layers, on the CPU: f32 (equal to the reference
     /// implementation), bf16 (about twice as fast; needs AVX-512 BF16) or int8 (needs
     /// AVX-512 VNNI). Each precision has its own table: index and search with the same one.
-    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    #[arg(long, id = "model_precision", value_name = "PRECISION", value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,
 }
 

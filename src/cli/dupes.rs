@@ -19,6 +19,9 @@ use super::Outcome;
 #[derive(clap::Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
 #[command(group(clap::ArgGroup::new("action").args(["move_to", "trash", "hardlink"])))]
+// `--precision` here is the calibration's (a fraction); the model's arithmetic is
+// `--model-precision`.
+#[command(mut_arg("model_precision", |a| a.long("model-precision")))]
 pub struct DupesArgs {
     #[command(subcommand)]
     action: Option<DupesAction>,

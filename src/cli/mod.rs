@@ -160,3 +160,14 @@ pub fn report_error(err: &anyhow::Error) {
     // anyhow's alternate form: the error, then each cause of its chain after `: `.
     eprintln!("imgsim: {err:#}");
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_command_line_definition_is_valid() {
+        // clap checks a subcommand's arguments (unique names and flags, ...) only when that
+        // subcommand is used: this checks them all at once.
+        use clap::CommandFactory;
+        super::Args::command().debug_assert();
+    }
+}

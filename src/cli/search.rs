@@ -299,6 +299,7 @@ fn search_by_daemon(
         k: args.k,
         filter: args.filter.clone(),
         min_score: args.min_score,
+        precision: args.model.precision,
     });
     match socket::ask(db_dir, &request, &images)? {
         None | Some(Response::NotLoaded { .. }) => Ok(None),

@@ -139,6 +139,7 @@ fn similar_by_daemon(
         filter: args.filter.clone(),
         min_score: args.min_score,
         image_bytes: image.len() as u64,
+        precision: args.model.precision,
     });
     match socket::ask(db_dir, &request, &image)? {
         None | Some(Response::NotLoaded { .. }) => Ok(None),

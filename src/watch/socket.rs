@@ -78,6 +78,9 @@ pub struct SearchRequest {
     pub k: usize,
     pub filter: Option<String>,
     pub min_score: Option<f32>,
+    /// The precision the client searches in (each has its own table); f32 from older clients.
+    #[serde(default)]
+    pub precision: crate::models::Precision,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -130,6 +133,9 @@ pub struct SimilarRequest {
     pub min_score: Option<f32>,
     /// How many bytes of image follow the request line.
     pub image_bytes: u64,
+    /// The precision the client searches in (each has its own table); f32 from older clients.
+    #[serde(default)]
+    pub precision: crate::models::Precision,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -420,7 +426,13 @@ fn similar(
     request: &SimilarRequest,
     image: &[u8],
 ) -> Result<Response> {
-    let (_, i) = match held(shared, keys, &request.model, request.model_dir.as_ref())? {
+    let (_, i) = match held(
+        shared,
+        keys,
+        &request.model,
+        request.model_dir.as_ref(),
+        request.precision,
+    )? {
         Ok(held) => held,
         Err(not_loaded) => return Ok(not_loaded),
     };
@@ -465,12 +477,17 @@ fn held(
     keys: &[ModelKey],
     model: &str,
     model_dir: Option<&PathBuf>,
+    precision: crate::models::Precision,
 ) -> Result<std::result::Result<(ModelKey, usize), Response>> {
     let wanted = match model_dir {
         Some(dir) => ModelKey::Dir(dir.clone()),
         None => ModelKey::of(&crate::models::source_for(model)?),
     };
-    Ok(match keys.iter().position(|k| *k == wanted) {
+    let found = keys
+        .iter()
+        .zip(&shared.models)
+        .position(|(k, m)| *k == wanted && m.model().precision == precision);
+    Ok(match found {
         Some(i) => Ok((wanted, i)),
         None => Err(Response::NotLoaded {
             loaded: shared
@@ -490,7 +507,13 @@ fn search_terms(
     request: &SearchRequest,
     images: &[u8],
 ) -> Result<Response> {
-    let (wanted, i) = match held(shared, keys, &request.model, request.model_dir.as_ref())? {
+    let (wanted, i) = match held(
+        shared,
+        keys,
+        &request.model,
+        request.model_dir.as_ref(),
+        request.precision,
+    )? {
         Ok(held) => held,
         Err(not_loaded) => return Ok(not_loaded),
     };

@@ -10,6 +10,7 @@ mod hub;
 mod index;
 mod parity;
 mod photos;
+mod precision;
 mod s3;
 mod serve;
 mod soak;

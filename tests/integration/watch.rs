@@ -748,6 +748,7 @@ fn tiny_dinov2_query(
         filter: None,
         min_score: None,
         image_bytes: image_bytes as u64,
+        precision: Default::default(),
     }
 }
 
