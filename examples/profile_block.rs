@@ -97,7 +97,7 @@ fn main() -> imgsim::Result<()> {
                 Some(ms(iters, || {
                     for (p, x, n) in &layers {
                         let mut out = vec![0f32; rows * n];
-                        p.forward(x, rows, &mut out);
+                        p.forward(x, rows, &mut out, None);
                     }
                 }))
             };

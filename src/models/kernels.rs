@@ -252,9 +252,9 @@ impl InplaceOp1 for Softmax {
 
 /// Runs `body` compiled for the best vector unit this CPU has.
 macro_rules! multiversion {
-    ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $body:block) => {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),*) $body:block) => {
         $(#[$meta])*
-        fn $name($($arg: $ty),*) {
+        $vis fn $name($($arg: $ty),*) {
             #[inline(always)]
             fn generic($($arg: $ty),*) $body
             #[cfg(target_arch = "x86_64")]
@@ -278,7 +278,8 @@ macro_rules! multiversion {
 }
 
 multiversion! {
-    fn gelu_erf_slice(xs: &mut [f32]) {
+    /// Exact GELU in place (also applied by packed linear layers to each tile they write).
+    pub(crate) fn gelu_erf_slice(xs: &mut [f32]) {
         for x in xs.iter_mut() {
             *x = 0.5 * *x * (1.0 + erf(*x * std::f32::consts::FRAC_1_SQRT_2));
         }
@@ -286,7 +287,8 @@ multiversion! {
 }
 
 multiversion! {
-    fn quick_gelu_slice(xs: &mut [f32]) {
+    /// Quick GELU in place (also applied by packed linear layers to each tile they write).
+    pub(crate) fn quick_gelu_slice(xs: &mut [f32]) {
         for x in xs.iter_mut() {
             *x /= 1.0 + exp(-1.702 * *x);
         }

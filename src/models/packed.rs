@@ -192,11 +192,35 @@ impl Packed {
         }
     }
 
-    /// `x W^T + b` for `m` rows of `x` (row-major, `m x k`), into `out` (`m x n`).
-    pub fn forward(&self, x: &[f32], m: usize, out: &mut [f32]) {
+    /// `x W^T + b` for `m` rows of `x` (row-major, `m x k`), into `out` (`m x n`), with
+    /// `activation` applied in place to each tile as soon as it is written (while it is in
+    /// the cache: a separate pass over DINOv2's 50 MB MLP activations at batch 16 was bound by
+    /// memory).
+    pub fn forward(&self, x: &[f32], m: usize, out: &mut [f32], activation: Option<Activation>) {
         match self {
-            Packed::Bf16(p) => p.forward(x, m, out),
-            Packed::Int8(p) => p.forward(x, m, out),
+            Packed::Bf16(p) => p.forward(x, m, out, activation),
+            Packed::Int8(p) => p.forward(x, m, out, activation),
+        }
+    }
+}
+
+/// An element-wise function applied in place to a layer's output.
+pub type Activation = fn(&mut [f32]);
+
+/// Applies `activation` to the `rows x cols` block at `c` (row stride `ldc`).
+///
+/// # Safety
+/// The block must be valid, and written by the caller's task alone.
+unsafe fn activate(
+    activation: Option<Activation>,
+    c: *mut f32,
+    rows: usize,
+    cols: usize,
+    ldc: usize,
+) {
+    if let Some(f) = activation {
+        for r in 0..rows {
+            f(std::slice::from_raw_parts_mut(c.add(r * ldc), cols));
         }
     }
 }
@@ -279,7 +303,7 @@ impl PackedBf16 {
         }
     }
 
-    pub fn forward(&self, x: &[f32], m: usize, out: &mut [f32]) {
+    pub fn forward(&self, x: &[f32], m: usize, out: &mut [f32], activation: Option<Activation>) {
         assert_eq!(x.len(), m * self.k, "input size");
         // Each row rounded to bf16 once, padded to an even length.
         let mut a = vec![0u16; m * self.k2];
@@ -298,16 +322,18 @@ impl PackedBf16 {
             // `out` and belongs to this task alone (`run`). The CPU has AVX-512 BF16 (checked
             // before the weights were packed).
             unsafe {
+                let c = out.add(row * n + panel * NR);
                 bf16_tile(
                     a.as_ptr().add(row * k2),
                     k2,
                     rows,
                     self.data.as_ptr().add(panel * k2 * NR),
                     self.bias.as_ptr().add(panel * NR),
-                    out.add(row * n + panel * NR),
+                    c,
                     n,
                     cols,
-                )
+                );
+                activate(activation, c, rows, cols, n);
             }
         });
     }
@@ -409,7 +435,7 @@ impl PackedInt8 {
         }
     }
 
-    pub fn forward(&self, x: &[f32], m: usize, out: &mut [f32]) {
+    pub fn forward(&self, x: &[f32], m: usize, out: &mut [f32], activation: Option<Activation>) {
         assert_eq!(x.len(), m * self.k, "input size");
         // Each row quantised with its own scale, stored as unsigned (q + 128), padded with
         // 128 (zero) to a multiple of four.
@@ -426,6 +452,7 @@ impl PackedInt8 {
             let cols = (n - panel * NR).min(NR);
             // SAFETY: as in `PackedBf16::forward`; the CPU has AVX-512 VNNI.
             unsafe {
+                let c = out.add(row * n + panel * NR);
                 int8_tile(
                     a.as_ptr().add(row * k4),
                     k4,
@@ -435,10 +462,11 @@ impl PackedInt8 {
                     self.scale.as_ptr().add(panel * NR),
                     self.offset.as_ptr().add(panel * NR),
                     self.bias.as_ptr().add(panel * NR),
-                    out.add(row * n + panel * NR),
+                    c,
                     n,
                     cols,
-                )
+                );
+                activate(activation, c, rows, cols, n);
             }
         });
     }
@@ -708,7 +736,7 @@ mod tests {
             let (x, w, bias) = (random(m * k, 1), random(k * n, 2), random(n, 3));
             let packed = PackedBf16::new(&w, k, n, Some(&bias));
             let mut out = vec![f32::NAN; m * n];
-            packed.forward(&x, m, &mut out);
+            packed.forward(&x, m, &mut out, None);
             let round = |v: &[f32]| v.iter().map(|x| bf16_value(bf16_bits(*x))).collect();
             let (xr, wr): (Vec<f32>, Vec<f32>) = (round(&x), round(&w));
             let want = reference(&xr, &wr, &bias, m, k, n);
@@ -733,7 +761,7 @@ mod tests {
             let (x, w, bias) = (random(m * k, 4), random(k * n, 5), random(n, 6));
             let packed = PackedInt8::new(&w, k, n, Some(&bias));
             let mut out = vec![f32::NAN; m * n];
-            packed.forward(&x, m, &mut out);
+            packed.forward(&x, m, &mut out, None);
             // Exact integer arithmetic on the quantised values, done here in f64.
             let mut want = vec![0f64; m * n];
             for r in 0..m {
@@ -771,6 +799,28 @@ mod tests {
     }
 
     #[test]
+    fn the_activation_is_applied_to_every_output_once() {
+        fn plus_1000(xs: &mut [f32]) {
+            xs.iter_mut().for_each(|x| *x += 1000.0);
+        }
+        for precision in [Precision::Bf16, Precision::Int8] {
+            if precision.unsupported_here().is_some() {
+                continue;
+            }
+            for &(m, k, n) in SHAPES {
+                let (x, w) = (random(m * k, 9), random(k * n, 10));
+                let packed = Packed::new(precision, &w, k, n, None).unwrap();
+                let (mut plain, mut activated) = (vec![0f32; m * n], vec![0f32; m * n]);
+                packed.forward(&x, m, &mut plain, None);
+                packed.forward(&x, m, &mut activated, Some(plus_1000));
+                for (p, a) in plain.iter().zip(&activated) {
+                    assert_eq!(p + 1000.0, *a, "{precision} {m}x{k}x{n}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn a_zero_row_gives_the_bias() {
         if Precision::Int8.unsupported_here().is_some() {
             return;
@@ -779,7 +829,7 @@ mod tests {
         let bias = random(n, 7);
         let packed = PackedInt8::new(&random(k * n, 8), k, n, Some(&bias));
         let mut out = vec![0f32; n];
-        packed.forward(&vec![0f32; k], 1, &mut out);
+        packed.forward(&vec![0f32; k], 1, &mut out, None);
         assert_eq!(out, bias);
     }
 

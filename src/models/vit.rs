@@ -7,7 +7,7 @@ use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Shape, Tensor};
 use candle_nn::{Init, LayerNorm, VarBuilder};
 
 use super::kernels;
-use super::packed::{Packed, Precision};
+use super::packed::{self, Packed, Precision};
 use crate::error::Result;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +103,11 @@ impl Linear {
     }
 
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        self.forward_activated(xs, None)
+    }
+
+    /// `activation(x W^T + b)`: packed layers apply it to each tile as they write it.
+    pub fn forward_activated(&self, xs: &Tensor, activation: Option<Activation>) -> Result<Tensor> {
         let dims = xs.dims();
         let inputs = dims[dims.len() - 1];
         let rows = xs.elem_count() / inputs;
@@ -113,12 +118,17 @@ impl Linear {
                     Some(b) => ys.broadcast_add(b)?,
                     None => ys,
                 };
+                let ys = match activation {
+                    Some(Activation::Gelu) => kernels::gelu_erf(&ys)?,
+                    Some(Activation::QuickGelu) => kernels::quick_gelu(&ys)?,
+                    None => ys,
+                };
                 (ys, weight_t.dim(1)?)
             }
             Weights::Packed(packed) => (
                 xs.contiguous()?
                     .reshape((rows, inputs))?
-                    .apply_op1_no_bwd(&PackedProduct(packed))?,
+                    .apply_op1_no_bwd(&PackedProduct(packed, activation))?,
                 packed.outputs(),
             ),
         };
@@ -129,7 +139,7 @@ impl Linear {
 }
 
 /// A packed layer's product as a candle operation on a `[rows, inputs]` f32 CPU tensor.
-struct PackedProduct<'a>(&'a Packed);
+struct PackedProduct<'a>(&'a Packed, Option<Activation>);
 
 impl CustomOp1 for PackedProduct<'_> {
     fn name(&self) -> &'static str {
@@ -153,7 +163,13 @@ impl CustomOp1 for PackedProduct<'_> {
         }
         let outputs = self.0.outputs();
         let mut out = vec![0f32; rows * outputs];
-        self.0.forward(&data[start..end], rows, &mut out);
+        let activation: Option<packed::Activation> = match self.1 {
+            Some(Activation::Gelu) => Some(kernels::gelu_erf_slice),
+            Some(Activation::QuickGelu) => Some(kernels::quick_gelu_slice),
+            None => None,
+        };
+        self.0
+            .forward(&data[start..end], rows, &mut out, activation);
         Ok((CpuStorage::F32(out), Shape::from((rows, outputs))))
     }
 }
@@ -292,11 +308,9 @@ impl Block {
     fn forward_masked(&self, xs: &Tensor, causal: bool) -> Result<Tensor> {
         let attn = self.attention(&self.norm1.forward(xs)?, causal)?;
         let xs = residual(xs, &attn, self.layer_scale1.as_ref())?;
-        let hidden = self.fc1.forward(&self.norm2.forward(&xs)?)?;
-        let hidden = match self.cfg.activation {
-            Activation::Gelu => kernels::gelu_erf(&hidden)?,
-            Activation::QuickGelu => kernels::quick_gelu(&hidden)?,
-        };
+        let hidden = self
+            .fc1
+            .forward_activated(&self.norm2.forward(&xs)?, Some(self.cfg.activation))?;
         residual(&xs, &self.fc2.forward(&hidden)?, self.layer_scale2.as_ref())
     }
 
