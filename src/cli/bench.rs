@@ -309,7 +309,8 @@ pub struct BenchLine {
     pub decode: Option<bench::DecodeResize>,
     /// Resident memory (MiB) after each end-to-end pass over --images.
     pub rss_mb_after_each_pass: Vec<f64>,
-    /// Peak resident memory (MiB) of the process when this model was done.
+    /// Peak resident memory (MiB) of the process while this model ran at this precision
+    /// (the peak is reset before each precision).
     pub peak_rss_mb: Option<f64>,
     pub pytorch: Option<Figures>,
     pub peer_error: Option<String>,

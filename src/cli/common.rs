@@ -85,23 +85,47 @@ pub fn at_least_one(text: &str) -> Result<usize, String> {
 }
 
 /// The error for a model that has no table in the database, naming those it has.
-pub fn not_indexed(model: &str, db_dir: &Path, store: &Store) -> anyhow::Error {
-    let indexed = match store.tables() {
-        Ok(t) if !t.is_empty() => t
+/// (`precision`: the one asked for; a table of the model in another precision is named, with
+/// the flag that searches it.)
+pub fn not_indexed(
+    model: &str,
+    precision: Precision,
+    db_dir: &Path,
+    store: &Store,
+) -> anyhow::Error {
+    let tables = store.tables().unwrap_or_default();
+    let indexed = if tables.is_empty() {
+        "none".to_string()
+    } else {
+        tables
             .iter()
-            .map(|t| t.model.as_str())
+            .map(|t| t.label())
             .collect::<Vec<_>>()
-            .join(", "),
-        _ => "none".into(),
+            .join(", ")
+    };
+    let other_precision = tables
+        .iter()
+        .filter(|t| t.model == model)
+        .map(|t| Precision::of_model_id(&t.model_id))
+        .find(|p| *p != precision);
+    let flag = |p: Precision| match p {
+        Precision::F32 => String::new(),
+        p => format!(" --precision {p}"),
+    };
+    let search_there = match other_precision {
+        Some(p) => format!("search it with --precision {p}, or "),
+        None => String::new(),
     };
     anyhow::anyhow!(
-        "model {model} has not been indexed in {} (indexed: {indexed}); run `imgsim index \
-         --model {model} DIR`",
+        "model {model}{} has not been indexed in {} (indexed: {indexed}); {search_there}run \
+         `imgsim index --model {model}{} DIR`",
+        precision.id_suffix(),
         if store.is_remote() {
             store.name()
         } else {
             db_dir.display().to_string()
         },
+        flag(precision),
     )
 }
 

@@ -249,11 +249,15 @@ pub fn run(args: DupesArgs) -> anyhow::Result<Outcome> {
     }
     let Some(table) = store.table(&model.id)? else {
         anyhow::bail!(
-            "no {} index in {}: run `imgsim index DIR --model {}` first, or name the folders \
+            "no {} index in {}: run `imgsim index DIR --model {}{}` first, or name the folders \
              here",
-            model.name,
+            model.label(),
             db_dir.display(),
-            args.model.model
+            args.model.model,
+            match model.precision {
+                imgsim::models::Precision::F32 => String::new(),
+                p => format!(" --precision {p}"),
+            }
         );
     };
     let (threshold, threshold_from) = threshold(&args, &db_dir, &table, &embedder)?;

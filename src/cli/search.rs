@@ -130,7 +130,12 @@ pub fn run(args: SearchArgs) -> anyhow::Result<Outcome> {
         }
     };
     let Some(table) = store.table(&model_id)? else {
-        return Err(not_indexed(&model_name, &db_dir, &store));
+        return Err(not_indexed(
+            &model_name,
+            args.model.precision,
+            &db_dir,
+            &store,
+        ));
     };
 
     let mut weighted = Vec::new();

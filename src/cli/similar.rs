@@ -78,13 +78,18 @@ pub fn run(args: SimilarArgs) -> anyhow::Result<Outcome> {
     if let (None, Ok(source)) = (&args.model.model_dir, args.model.source()) {
         let name = source.label();
         if !store.tables()?.iter().any(|t| t.model == name) {
-            return Err(not_indexed(&name, &db_dir, &store));
+            return Err(not_indexed(&name, args.model.precision, &db_dir, &store));
         }
     }
     let embedder = args.model.embedder(None)?;
     let model = embedder.model();
     let Some(table) = store.table(&model.id)? else {
-        return Err(not_indexed(&model.name, &db_dir, &store));
+        return Err(not_indexed(
+            &model.name,
+            args.model.precision,
+            &db_dir,
+            &store,
+        ));
     };
     let query = Query {
         path: &query_path,

@@ -20,6 +20,9 @@ pub struct StatusArgs {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct StatusLine {
     pub model: String,
+    /// f32, bf16 or int8: the precision its vectors were made in (`--precision`).
+    #[serde(default)]
+    pub precision: imgsim::models::Precision,
     pub model_id: String,
     pub dim: usize,
     pub images: usize,
@@ -144,6 +147,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
             } else {
                 dir_size(&db_dir.join(format!("{}.lance", info.table)))
             } + dir_size(&db_dir.join(format!("{}.filters", info.table))),
+            precision: imgsim::models::Precision::of_model_id(&info.model_id),
             model: info.model,
             model_id: info.model_id,
             dim: info.dim,
@@ -174,7 +178,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
             };
             println!(
                 "{:<16} {:>8} images  {:>9}  dim {:<5} {index}",
-                l.model,
+                format!("{}{}", l.model, l.precision.id_suffix()),
                 l.images,
                 human_bytes(l.bytes),
                 l.dim

@@ -47,6 +47,15 @@ pub struct TableInfo {
     pub dim: usize,
 }
 
+impl TableInfo {
+    /// The model as reports name it: with its precision when that is not f32
+    /// (`clip-vit-b32+bf16`).
+    pub fn label(&self) -> String {
+        let precision = crate::models::Precision::of_model_id(&self.model_id);
+        format!("{}{}", self.model, precision.id_suffix())
+    }
+}
+
 const MANIFEST: &str = "models.json";
 
 pub struct Store {

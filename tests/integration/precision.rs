@@ -99,7 +99,9 @@ fn each_precision_has_its_own_table_and_is_searched_in_it() {
     // Nothing was indexed in f32: a search in f32 says so and what to run.
     with(&["similar", &query, "--json"])
         .assert_exit(2)
-        .assert_stderr_has("has not been indexed");
+        .assert_stderr_has("has not been indexed")
+        .assert_stderr_has("indexed: tiny-clip+bf16")
+        .assert_stderr_has("search it with --precision bf16");
     let hits = with(&[
         "similar",
         &query,
