@@ -996,3 +996,51 @@ fn another_local_user_cannot_connect_to_the_daemon() {
         "another user is refused"
     );
 }
+
+#[test]
+fn a_daemon_answers_only_in_the_precision_it_runs() {
+    use imgsim::models::Precision;
+    use imgsim::watch::socket::{Request, SimilarRequest};
+    if let Some(why) = Precision::Bf16.unsupported_here() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let w = Watched::new(3, 1);
+    let daemon = w.start_with(&["--precision", "bf16"]);
+    wait_for(
+        "the daemon to start watching",
+        Duration::from_secs(60),
+        || {
+            daemon
+                .reports()
+                .iter()
+                .any(|r| matches!(r, Report::Watching { .. }))
+        },
+    );
+    w.wait_until_in_sync(BOUND);
+    // Its table is the bf16 one.
+    let store = Store::open(&w.db(), false).unwrap();
+    let tables = store.tables().unwrap();
+    assert_eq!(tables.len(), 1);
+    assert!(tables[0].model_id.ends_with("+bf16"), "{tables:?}");
+    let socket = w.db().join("daemon.sock");
+    let image = std::fs::read(&w.staged[0]).unwrap();
+    let ask = |precision: Precision| {
+        let query = w.staged[0].to_string_lossy().into_owned();
+        send_raw(
+            &socket,
+            &request(
+                &Request::Similar(SimilarRequest {
+                    precision,
+                    ..tiny_dinov2_query(&query, image.len())
+                }),
+                &image,
+            ),
+        )
+    };
+    let answer = ask(Precision::Bf16);
+    assert!(answer.contains("\"type\":\"hits\""), "{answer}");
+    // An f32 client (the default) is sent to work directly: the daemon holds no f32 model.
+    let answer = ask(Precision::F32);
+    assert!(answer.contains("\"type\":\"not_loaded\""), "{answer}");
+}
