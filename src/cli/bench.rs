@@ -327,7 +327,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
         BenchCommand::Decode(args) => return super::bench_decode::run(args),
         BenchCommand::Serve(args) => return super::bench_serve::run(args),
     };
-    let device = imgsim::device::select(args.device)?;
+    let device = super::common::select_device(args.device)?;
     let threads = candle_core::utils::get_num_threads();
     let paths = match &args.images {
         Some(dir) => {

@@ -59,7 +59,7 @@ impl ModelArgs {
 
     /// Loads the model on the chosen device, ready to embed.
     pub fn embedder(&self, pooling: Option<Pooling>) -> anyhow::Result<imgsim::embed::Embedder> {
-        let device = imgsim::device::select(self.device)?;
+        let device = select_device(self.device)?;
         let model = self.load(&self.source()?, pooling, &device)?;
         Ok(imgsim::embed::Embedder::new(model, device))
     }
@@ -73,6 +73,17 @@ impl ModelArgs {
     ) -> imgsim::Result<Model> {
         Model::load_with(source, pooling, device, self.precision)
     }
+}
+
+/// The device for `choice`; says once, on stderr, when `auto` fell back to the CPU in a
+/// binary built with a GPU backend, and why.
+pub fn select_device(choice: imgsim::device::DeviceChoice) -> anyhow::Result<candle_core::Device> {
+    let device = imgsim::device::select(choice)?;
+    static SAID: std::sync::Once = std::sync::Once::new();
+    if let Some(why) = imgsim::device::auto_fallback_reason() {
+        SAID.call_once(|| eprintln!("imgsim: {why}"));
+    }
+    Ok(device)
 }
 
 /// A count of at least one (`-k`).

@@ -34,7 +34,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<Outcome> {
         imgsim::decode::check_readable(image)?;
     }
     let sources = args.model.sources_or_all()?;
-    let device = imgsim::device::select(args.model.device)?;
+    let device = super::common::select_device(args.model.device)?;
     let mut failed = false;
     for source in &sources {
         // With several models, one that cannot load is reported and the others still run.

@@ -209,7 +209,7 @@ fn for_each_model(
     text_only: bool,
     mut each: impl FnMut(&WeightsSource, &Embedder, &mut EmbeddingCache) -> anyhow::Result<()>,
 ) -> anyhow::Result<usize> {
-    let device = imgsim::device::select(args.device)?;
+    let device = super::common::select_device(args.device)?;
     let mut failed = 0;
     let mut candidates = candidates(args)?;
     if text_only {

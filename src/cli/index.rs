@@ -44,7 +44,7 @@ pub fn run(args: IndexArgs) -> anyhow::Result<Outcome> {
     let roots = library.roots(false)?;
     let exclude = library.exclude()?;
     let sources = library.model.sources_or_all()?;
-    let device = imgsim::device::select(library.model.device)?;
+    let device = super::common::select_device(library.model.device)?;
     let db_dir = library.db.dir()?;
     let store = Store::open(&db_dir, true)?;
     let _lock = lock_for_writing(&db_dir, &library.doing("index"))?;

@@ -108,7 +108,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<Outcome> {
     }
     let store = Store::open(&db_dir, false)?;
     let source = args.model.source()?;
-    let device = imgsim::device::select(args.model.device)?;
+    let device = super::common::select_device(args.model.device)?;
 
     // The text tower first when there are words: it names the table without the image tower.
     let text_model = if kinds.iter().any(|k| matches!(k, Kind::Text(_))) {

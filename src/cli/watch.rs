@@ -58,7 +58,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<Outcome> {
     let store = Store::open(&db_dir, true)?;
     let _daemon_lock = DaemonLock::acquire(&db_dir, &library.doing("watch"))?;
 
-    let device = imgsim::device::select(library.model.device)?;
+    let device = super::common::select_device(library.model.device)?;
     let mut models = Vec::new();
     let mut keys = Vec::new();
     for source in library.model.sources_or_all()? {
