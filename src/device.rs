@@ -99,6 +99,15 @@ fn missing_library(message: &str) -> String {
     }
 }
 
+/// A short name for reports.
+pub fn describe(device: &Device) -> &'static str {
+    match device {
+        Device::Cpu => "cpu",
+        Device::Cuda(_) => "cuda",
+        Device::Metal(_) => "metal",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -116,14 +125,5 @@ mod tests {
         );
         assert!(blas.contains("libcublas.so"), "{blas}");
         assert_eq!(super::missing_library("other\nmore"), "other");
-    }
-}
-
-/// A short name for reports.
-pub fn describe(device: &Device) -> &'static str {
-    match device {
-        Device::Cpu => "cpu",
-        Device::Cuda(_) => "cuda",
-        Device::Metal(_) => "metal",
     }
 }
