@@ -8,21 +8,9 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
+use imgsim::models::clip::NAMES;
 use imgsim::models::packed::{Packed, Precision};
-use imgsim::models::vit::{Activation, Block, BlockConfig, BlockNames};
-
-const NAMES: BlockNames = BlockNames {
-    norm1: "layer_norm1",
-    query: "self_attn.q_proj",
-    key: "self_attn.k_proj",
-    value: "self_attn.v_proj",
-    out: "self_attn.out_proj",
-    norm2: "layer_norm2",
-    fc1: "mlp.fc1",
-    fc2: "mlp.fc2",
-    layer_scale1: "",
-    layer_scale2: "",
-};
+use imgsim::models::vit::{Activation, Block, BlockConfig};
 
 fn ms(iters: usize, mut f: impl FnMut()) -> f64 {
     f();

@@ -375,12 +375,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
             }
         );
     }
-    let mut precisions: Vec<Precision> = Vec::new();
-    for p in &args.precision {
-        if !precisions.contains(p) {
-            precisions.push(*p);
-        }
-    }
+    let mut precisions = Precision::distinct(&args.precision);
     if !paths.is_empty() && precisions.iter().any(|p| *p != Precision::F32) {
         // f32 first: the others' embeddings are compared with its.
         precisions.retain(|p| *p != Precision::F32);

@@ -119,10 +119,6 @@ pub fn not_indexed(
         .filter(|t| t.model == model)
         .map(|t| Precision::of_model_id(&t.model_id))
         .find(|p| *p != precision);
-    let flag = |p: Precision| match p {
-        Precision::F32 => String::new(),
-        p => format!(" --precision {p}"),
-    };
     let search_there = match other_precision {
         Some(p) => format!("search it with --precision {p}, or "),
         None => String::new(),
@@ -136,7 +132,7 @@ pub fn not_indexed(
         } else {
             db_dir.display().to_string()
         },
-        flag(precision),
+        precision.flag(),
     )
 }
 

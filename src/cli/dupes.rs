@@ -254,10 +254,7 @@ pub fn run(args: DupesArgs) -> anyhow::Result<Outcome> {
             model.label(),
             db_dir.display(),
             args.model.model,
-            match model.precision {
-                imgsim::models::Precision::F32 => String::new(),
-                p => format!(" --precision {p}"),
-            }
+            model.precision.flag()
         );
     };
     let (threshold, threshold_from) = threshold(&args, &db_dir, &table, &embedder)?;

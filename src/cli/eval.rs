@@ -175,12 +175,7 @@ fn candidates(args: &EvalModelArgs) -> anyhow::Result<Vec<Candidate>> {
         local
     };
     sources.extend(args.model_dir.iter().cloned().map(WeightsSource::Dir));
-    let mut precisions: Vec<Precision> = Vec::new();
-    for p in &args.precision {
-        if !precisions.contains(p) {
-            precisions.push(*p);
-        }
-    }
+    let mut precisions = Precision::distinct(&args.precision);
     if precisions.is_empty() {
         precisions.push(Precision::F32);
     }

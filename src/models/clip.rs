@@ -68,7 +68,8 @@ impl ClipConfig {
 }
 
 /// Block weight names, the same in both CLIP towers.
-pub(super) const NAMES: BlockNames = BlockNames {
+/// The weight names of CLIP's encoder blocks (also used by `examples/profile_block.rs`).
+pub const NAMES: BlockNames = BlockNames {
     norm1: "layer_norm1",
     query: "self_attn.q_proj",
     key: "self_attn.k_proj",

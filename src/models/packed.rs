@@ -68,6 +68,26 @@ impl Precision {
         }
     }
 
+    /// `list` without repeats, in its order (`--precision f32,bf16,f32` runs each once).
+    pub fn distinct(list: &[Precision]) -> Vec<Precision> {
+        let mut out: Vec<Precision> = Vec::new();
+        for p in list {
+            if !out.contains(p) {
+                out.push(*p);
+            }
+        }
+        out
+    }
+
+    /// The flag that asks for this precision on a command line (` --precision bf16`), or
+    /// nothing for the default, f32: for advice in messages.
+    pub fn flag(self) -> String {
+        match self {
+            Precision::F32 => String::new(),
+            p => format!(" --precision {p}"),
+        }
+    }
+
     /// The precision a model id was made with (its suffix; f32 when there is none).
     pub fn of_model_id(id: &str) -> Self {
         [Precision::Bf16, Precision::Int8]
@@ -225,6 +245,13 @@ unsafe fn activate(
     }
 }
 
+/// Where weight `(kk, col)` lies in the packed layout `[panel][k / step][NR][step]`, for `k`
+/// padded to `k_padded` (a multiple of `step`: 2 values per bf16 pair, 4 per int8 quad).
+fn packed_at(kk: usize, col: usize, k_padded: usize, step: usize) -> usize {
+    let (panel, c) = (col / NR, col % NR);
+    panel * k_padded * NR + (kk / step) * NR * step + c * step + kk % step
+}
+
 /// Bias padded to whole panels (zeros where there is none).
 fn padded_bias(bias: Option<&[f32]>, n: usize) -> Vec<f32> {
     let mut padded = vec![0f32; n.div_ceil(NR) * NR];
@@ -289,9 +316,7 @@ impl PackedBf16 {
         let mut data = vec![0u16; panels * k2 * NR];
         for kk in 0..k {
             for col in 0..n {
-                let (panel, c) = (col / NR, col % NR);
-                let at = panel * k2 * NR + (kk / 2) * NR * 2 + c * 2 + kk % 2;
-                data[at] = bf16_bits(weight_t[kk * n + col]);
+                data[packed_at(kk, col, k2, 2)] = bf16_bits(weight_t[kk * n + col]);
             }
         }
         Self {
@@ -419,8 +444,7 @@ impl PackedInt8 {
         for kk in 0..k {
             for col in 0..n {
                 let q = quantise(weight_t[kk * n + col], 1.0 / scale[col]);
-                let (panel, c) = (col / NR, col % NR);
-                data[panel * k4 * NR + (kk / 4) * NR * 4 + c * 4 + kk % 4] = q;
+                data[packed_at(kk, col, k4, 4)] = q;
                 offset[col] += 128 * i32::from(q);
             }
         }
