@@ -25,9 +25,10 @@ pub struct ModelArgs {
     /// Where the model runs.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
-    /// The arithmetic of the model's linear layers, on the CPU: f32 (equal to the reference
-    /// implementation), bf16 (about twice as fast; needs AVX-512 BF16) or int8 (needs
-    /// AVX-512 VNNI). Each precision has its own table: index and search with the same one.
+    /// The model's arithmetic: f32 (equal to the reference implementation; everywhere). On
+    /// the CPU: bf16 (about twice as fast; needs AVX-512 BF16) or int8 (needs AVX-512 VNNI)
+    /// for the linear layers. On a GPU: f16 or bf16 for the whole network. Each precision has
+    /// its own table: index and search with the same one.
     #[arg(long, id = "model_precision", value_name = "PRECISION", value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,
 }

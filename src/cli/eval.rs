@@ -52,12 +52,13 @@ pub struct EvalModelArgs {
     /// Embed everything again and keep nothing.
     #[arg(long)]
     no_cache: bool,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = imgsim::embed::DEFAULT_BATCH_SIZE)]
-    batch_size: usize,
+    /// Images per forward pass [default: 16 on the CPU, 64 on a GPU].
+    #[arg(long, value_name = "N")]
+    batch_size: Option<usize>,
     #[arg(long, value_enum, default_value_t = imgsim::device::DeviceChoice::Auto)]
     device: imgsim::device::DeviceChoice,
-    /// Precisions of the linear layers to compare, comma-separated (f32, bf16, int8): each
+    /// Precisions to compare, comma-separated (f32; bf16, int8 on the CPU; f16, bf16 on a
+    /// GPU; see `--precision` of `index`): each
     /// model runs once per precision, reported as e.g. `dinov2-base+bf16` (phash once).
     #[arg(
         long,
@@ -237,7 +238,8 @@ fn for_each_model(
             } else {
                 EmbeddingCache::open(&cache_dir(args)?, &model.id, model.dim())?
             };
-            let embedder = Embedder::new(model, device.clone()).batch_size(args.batch_size);
+            let embedder =
+                Embedder::new(model, device.clone()).batch_size_or_default(args.batch_size);
             each(&candidate.source, &embedder, &mut cache)
         })();
         if let Err(err) = result {

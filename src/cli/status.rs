@@ -20,7 +20,7 @@ pub struct StatusArgs {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct StatusLine {
     pub model: String,
-    /// f32, bf16 or int8: the precision its vectors were made in (`--precision`).
+    /// f32, bf16, int8 or f16: the precision its vectors were made in (`--precision`).
     #[serde(default)]
     pub precision: imgsim::models::Precision,
     pub model_id: String,

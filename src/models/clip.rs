@@ -3,12 +3,14 @@
 //! blocks are the shared, CPU-tuned ones of `vit.rs` (candle's own CLIP tower runs them through
 //! slower generic operations).
 
-use candle_core::{Module, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Init, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
 use super::packed::Precision;
-use super::vit::{Activation, Block, BlockConfig, BlockNames, Linear, PatchEmbed};
+use super::vit::{
+    layer_norm_to_dtype, Activation, Block, BlockConfig, BlockNames, Linear, PatchEmbed,
+};
 use crate::error::Result;
 
 /// The fields of CLIP's `vision_config` that shape the network. Defaults are transformers'.
@@ -173,6 +175,32 @@ impl Clip {
             layer.set_precision(precision)?;
         }
         Ok(())
+    }
+
+    /// The tower with every tensor in `dtype` (a GPU's `--precision f16|bf16`).
+    pub fn to_dtype(&self, dtype: DType) -> Result<Self> {
+        Ok(Self {
+            patch_embed: self.patch_embed.to_dtype(dtype)?,
+            class_embedding: self.class_embedding.to_dtype(dtype)?,
+            position_embedding: self.position_embedding.to_dtype(dtype)?,
+            pre_layernorm: layer_norm_to_dtype(&self.pre_layernorm, dtype)?,
+            layers: self
+                .layers
+                .iter()
+                .map(|l| l.to_dtype(dtype))
+                .collect::<Result<_>>()?,
+            post_layernorm: layer_norm_to_dtype(&self.post_layernorm, dtype)?,
+            projection: self.projection.to_dtype(dtype)?,
+            dim: self.dim,
+        })
+    }
+
+    /// The device and type of the weights (the input is brought to both).
+    pub fn placement(&self) -> (Device, DType) {
+        (
+            self.class_embedding.device().clone(),
+            self.class_embedding.dtype(),
+        )
     }
 
     pub fn dim(&self) -> usize {

@@ -8,12 +8,12 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use candle_core::{DType, Module, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Init, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
 use super::packed::Precision;
-use super::vit::{Activation, Block, BlockConfig, BlockNames, PatchEmbed};
+use super::vit::{layer_norm_to_dtype, Activation, Block, BlockConfig, BlockNames, PatchEmbed};
 use crate::error::Result;
 
 /// The fields of a DINOv2 `config.json` that shape the network. Defaults are transformers'.
@@ -231,7 +231,9 @@ impl Dinov2 {
     pub fn forward(&self, pixel_values: &Tensor) -> Result<Tensor> {
         let hidden = self.last_hidden_state(pixel_values)?;
         Ok(match self.pooling {
-            Dinov2Pooling::Mean => hidden.mean(1)?,
+            // Summed in f32 whatever the network's type (257 tokens in half precision would
+            // lose digits).
+            Dinov2Pooling::Mean => hidden.to_dtype(DType::F32)?.mean(1)?,
             Dinov2Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
         })
     }
@@ -243,6 +245,29 @@ impl Dinov2 {
             layer.set_precision(precision)?;
         }
         Ok(())
+    }
+
+    /// The model with every tensor in `dtype` (a GPU's `--precision f16|bf16`).
+    pub fn to_dtype(&self, dtype: DType) -> Result<Self> {
+        Ok(Self {
+            patch_embed: self.patch_embed.to_dtype(dtype)?,
+            cls_token: self.cls_token.to_dtype(dtype)?,
+            position_embeddings: self.position_embeddings.to_dtype(dtype)?,
+            layers: self
+                .layers
+                .iter()
+                .map(|l| l.to_dtype(dtype))
+                .collect::<Result<_>>()?,
+            layernorm: layer_norm_to_dtype(&self.layernorm, dtype)?,
+            cfg: self.cfg.clone(),
+            pooling: self.pooling,
+            positions_by_grid: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The device and type of the weights (the input is brought to both).
+    pub fn placement(&self) -> (Device, DType) {
+        (self.cls_token.device().clone(), self.cls_token.dtype())
     }
 
     pub fn dim(&self) -> usize {

@@ -212,24 +212,18 @@ impl Model {
         Self::load_with(source, pooling, device, Precision::F32)
     }
 
-    /// Loads a model whose linear layers run in `precision` (bf16 and int8: on the CPU, where
-    /// it has the instructions; a clear error otherwise). The weight-free `phash` ignores it.
+    /// Loads a model that runs in `precision`. On the CPU, bf16 and int8 run the linear layers
+    /// on the CPU's own instructions (`packed.rs`; a clear error where it lacks them) and f16 is
+    /// refused; on a GPU, f16 and bf16 convert the whole network to that type and int8 is
+    /// refused. The weight-free `phash` ignores it.
     pub fn load_with(
         source: &WeightsSource,
         pooling: Option<Pooling>,
         device: &Device,
         precision: Precision,
     ) -> Result<Self> {
-        if precision != Precision::F32 && !matches!(source, WeightsSource::Phash) {
-            if !device.is_cpu() {
-                return Err(Error::Unsupported(format!(
-                    "--precision {precision} runs on the CPU only; on {} use --precision f32",
-                    crate::device::describe(device)
-                )));
-            }
-            if let Some(why) = precision.unsupported_here() {
-                return Err(Error::Unsupported(why));
-            }
+        if !matches!(source, WeightsSource::Phash) {
+            check_precision(precision, device)?;
         }
         let mut model = Self::load_f32(source, pooling, device)?;
         model.convert(precision)?;
@@ -245,10 +239,8 @@ impl Model {
                 self.name, self.precision
             )));
         }
-        if precision != Precision::F32 {
-            if let Some(why) = precision.unsupported_here() {
-                return Err(Error::Unsupported(why));
-            }
+        if let Some(device) = self.device() {
+            check_precision(precision, &device)?;
         }
         let mut model = Self {
             name: self.name.clone(),
@@ -268,6 +260,9 @@ impl Model {
         if self.family == Family::Phash || precision == Precision::F32 {
             return Ok(());
         }
+        if self.device().is_some_and(|d| !d.is_cpu()) {
+            return self.convert_whole_network(precision);
+        }
         match &mut self.network {
             Network::Clip(m) => m.set_precision(precision)?,
             Network::Dinov2(m) => m.set_precision(precision)?,
@@ -276,6 +271,37 @@ impl Model {
         self.id.push_str(precision.id_suffix());
         self.precision = precision;
         Ok(())
+    }
+
+    /// A GPU's f16 and bf16: every tensor of the network converted to that type, the input
+    /// converted as it enters ([`Self::forward`]), f32 out.
+    fn convert_whole_network(&mut self, precision: Precision) -> Result<()> {
+        let dtype = match precision {
+            Precision::F16 => DType::F16,
+            Precision::Bf16 => DType::BF16,
+            other => {
+                return Err(Error::Unsupported(format!(
+                    "--precision {other} does not convert a whole network"
+                )))
+            }
+        };
+        match &mut self.network {
+            Network::Clip(m) => *m = m.to_dtype(dtype)?,
+            Network::Dinov2(m) => *m = m.to_dtype(dtype)?,
+            Network::Phash => {}
+        }
+        self.id.push_str(precision.id_suffix());
+        self.precision = precision;
+        Ok(())
+    }
+
+    /// The GPU's whole-network f16 or bf16 on whatever device this f32 model is on: the CPU
+    /// tests check that path's arithmetic with it (candle runs it on the CPU too, slowly).
+    #[doc(hidden)]
+    pub fn to_whole_network_precision(&self, precision: Precision) -> Result<Self> {
+        let mut model = self.to_precision(Precision::F32)?;
+        model.convert_whole_network(precision)?;
+        Ok(model)
     }
 
     /// The name with the precision when it is not f32 (`dinov2-base+bf16`): reports.
@@ -402,13 +428,29 @@ impl Model {
     }
 
     /// Embeddings (not normalised) for a batch of pixel values `[B, 3, H, W]`.
+    /// The embeddings (not yet L2-normalised) of `[B, 3, H, W]` pixel values, computed where
+    /// and in the type the weights are (a half-precision network gets its input converted);
+    /// f32 out.
     pub fn forward(&self, pixel_values: &Tensor) -> Result<Tensor> {
-        match &self.network {
-            Network::Clip(m) => m.forward(pixel_values),
-            Network::Dinov2(m) => m.forward(pixel_values),
+        let input = |(device, dtype): (Device, DType)| -> Result<Tensor> {
+            Ok(pixel_values.to_device(&device)?.to_dtype(dtype)?)
+        };
+        let out = match &self.network {
+            Network::Clip(m) => m.forward(&input(m.placement())?),
+            Network::Dinov2(m) => m.forward(&input(m.placement())?),
             Network::Phash => Err(Error::Unsupported(
                 "phash hashes whole images, not model input tensors".into(),
             )),
+        }?;
+        Ok(out.to_dtype(DType::F32)?)
+    }
+
+    /// Where the network's weights live (`None` for the weight-free phash).
+    pub fn device(&self) -> Option<Device> {
+        match &self.network {
+            Network::Clip(m) => Some(m.placement().0),
+            Network::Dinov2(m) => Some(m.placement().0),
+            Network::Phash => None,
         }
     }
 
@@ -419,6 +461,18 @@ impl Model {
             Network::Phash => phash::BITS,
         }
     }
+}
+
+/// Whether `precision` runs on `device` (f32 runs everywhere), and why not.
+pub fn check_precision(precision: Precision, device: &Device) -> Result<()> {
+    let why = if precision == Precision::F32 {
+        None
+    } else if device.is_cpu() {
+        precision.unsupported_here()
+    } else {
+        precision.unsupported_on_gpu(crate::device::describe(device))
+    };
+    why.map_or(Ok(()), |why| Err(Error::Unsupported(why)))
 }
 
 /// CLIP's text tower and tokenizer, for queries in words. Its vectors live in the same space

@@ -43,11 +43,14 @@ pub enum Precision {
     #[default]
     F32,
     /// bfloat16 products with f32 sums (needs AVX-512 BF16: AMD Zen 4 and later, Intel Xeon
-    /// since Sapphire Rapids).
+    /// since Sapphire Rapids). On a GPU: the whole network in bfloat16 (`models::Model`).
     Bf16,
     /// int8 products of dynamically quantised activations and per-column quantised weights
-    /// (needs AVX-512 VNNI).
+    /// (needs AVX-512 VNNI). CPU only.
     Int8,
+    /// IEEE half precision: the whole network's weights and activations in f16, as
+    /// `model.half()` runs it in PyTorch. GPU only (a CPU has no fast f16 products here).
+    F16,
 }
 
 impl Precision {
@@ -56,6 +59,7 @@ impl Precision {
             Precision::F32 => "f32",
             Precision::Bf16 => "bf16",
             Precision::Int8 => "int8",
+            Precision::F16 => "f16",
         }
     }
 
@@ -65,6 +69,7 @@ impl Precision {
             Precision::F32 => "",
             Precision::Bf16 => "+bf16",
             Precision::Int8 => "+int8",
+            Precision::F16 => "+f16",
         }
     }
 
@@ -90,7 +95,7 @@ impl Precision {
 
     /// The precision a model id was made with (its suffix; f32 when there is none).
     pub fn of_model_id(id: &str) -> Self {
-        [Precision::Bf16, Precision::Int8]
+        [Precision::Bf16, Precision::Int8, Precision::F16]
             .into_iter()
             .find(|p| id.ends_with(p.id_suffix()))
             .unwrap_or(Precision::F32)
@@ -102,12 +107,29 @@ impl Precision {
             Precision::F32 => &[],
             Precision::Bf16 => &["avx512f", "avx512bw", "avx512bf16"],
             Precision::Int8 => &["avx512f", "avx512bw", "avx512vnni"],
+            Precision::F16 => &[],
         }
     }
 
     /// Why this CPU cannot run the precision, or `None` when it can.
     pub fn unsupported_here(self) -> Option<String> {
+        if self == Precision::F16 {
+            return Some(
+                "--precision f16 runs on a GPU only (a CPU multiplies half floats no faster \
+                 than f32); on the CPU use --precision bf16 or f32"
+                    .into(),
+            );
+        }
         missing_reason(self, cpu_has)
+    }
+
+    /// Why a GPU cannot run the precision (int8 is CPU only), or `None` when it can.
+    pub fn unsupported_on_gpu(self, gpu: &str) -> Option<String> {
+        (self == Precision::Int8).then(|| {
+            format!(
+                "--precision int8 runs on the CPU only; on {gpu} use --precision f16, bf16 or f32"
+            )
+        })
     }
 }
 
@@ -192,7 +214,7 @@ impl Packed {
         bias: Option<&[f32]>,
     ) -> Option<Self> {
         match precision {
-            Precision::F32 => None,
+            Precision::F32 | Precision::F16 => None,
             Precision::Bf16 => Some(Packed::Bf16(PackedBf16::new(weight_t, k, n, bias))),
             Precision::Int8 => Some(Packed::Int8(PackedInt8::new(weight_t, k, n, bias))),
         }

@@ -102,6 +102,21 @@ impl Linear {
         Ok(())
     }
 
+    /// The layer with its weight and bias in `dtype` (on a GPU, `--precision f16|bf16`: every
+    /// tensor of the network in that type, the products in it). Packed layers are CPU-only and
+    /// stay as they are.
+    pub fn to_dtype(&self, dtype: DType) -> Result<Self> {
+        Ok(match &self.weights {
+            Weights::Dense { weight_t, bias } => Self {
+                weights: Weights::Dense {
+                    weight_t: weight_t.to_dtype(dtype)?,
+                    bias: bias.as_ref().map(|b| b.to_dtype(dtype)).transpose()?,
+                },
+            },
+            Weights::Packed(_) => self.clone(),
+        })
+    }
+
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         self.forward_activated(xs, None)
     }
@@ -195,6 +210,14 @@ impl PatchEmbed {
             proj: Linear::new(&weight.reshape((hidden, channels * patch * patch))?, bias)?,
             patch,
             channels,
+        })
+    }
+
+    /// The same layer in `dtype` (see [`Linear::to_dtype`]).
+    pub fn to_dtype(&self, dtype: DType) -> Result<Self> {
+        Ok(Self {
+            proj: self.proj.to_dtype(dtype)?,
+            ..self.clone()
         })
     }
 
@@ -295,6 +318,22 @@ impl Block {
         Ok(())
     }
 
+    /// The block with every tensor in `dtype` (see [`Linear::to_dtype`]).
+    pub fn to_dtype(&self, dtype: DType) -> Result<Self> {
+        let scale = |s: &Option<Tensor>| s.as_ref().map(|t| t.to_dtype(dtype)).transpose();
+        Ok(Self {
+            norm1: layer_norm_to_dtype(&self.norm1, dtype)?,
+            qkv: self.qkv.to_dtype(dtype)?,
+            out: self.out.to_dtype(dtype)?,
+            layer_scale1: scale(&self.layer_scale1)?,
+            norm2: layer_norm_to_dtype(&self.norm2, dtype)?,
+            fc1: self.fc1.to_dtype(dtype)?,
+            fc2: self.fc2.to_dtype(dtype)?,
+            layer_scale2: scale(&self.layer_scale2)?,
+            cfg: self.cfg.clone(),
+        })
+    }
+
     /// Every token attends to every token (the image towers).
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         self.forward_masked(xs, false)
@@ -343,13 +382,22 @@ fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
     let mask: Vec<f32> = (0..n)
         .flat_map(|i| (0..n).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
         .collect();
-    let mask = Tensor::from_vec(mask, (n, n), q.device())?;
+    let mask = Tensor::from_vec(mask, (n, n), q.device())?.to_dtype(q.dtype())?;
     let scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?.broadcast_add(&mask)?;
     let weights = candle_nn::ops::softmax_last_dim(&scores)?;
     Ok(weights
         .matmul(v)?
         .transpose(1, 2)?
         .reshape((b, n, heads * d))?)
+}
+
+/// A layer norm with its weight and bias in `dtype` (candle's kernel normalises in f32 inside).
+pub fn layer_norm_to_dtype(norm: &LayerNorm, dtype: DType) -> Result<LayerNorm> {
+    let weight = norm.weight().to_dtype(dtype)?;
+    Ok(match norm.bias() {
+        Some(bias) => LayerNorm::new(weight, bias.to_dtype(dtype)?, norm.eps()),
+        None => LayerNorm::new_no_bias(weight, norm.eps()),
+    })
 }
 
 fn residual(xs: &Tensor, branch: &Tensor, scale: Option<&Tensor>) -> Result<Tensor> {

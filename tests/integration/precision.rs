@@ -130,23 +130,74 @@ fn each_precision_has_its_own_table_and_is_searched_in_it() {
 fn a_precision_that_cannot_run_is_a_clear_error() {
     let model = model_dir("tiny-clip").display().to_string();
     let photo = coco().join("000000000009.jpg").display().to_string();
-    if !cfg!(feature = "cuda") {
-        imgsim(&[
-            "embed",
-            "--precision",
-            "bf16",
-            "--device",
-            "cuda",
-            "--model-dir",
-            &model,
-            &photo,
-        ])
+    // A build without CUDA says so; a CUDA build on this GPU-less machine names what is
+    // missing (the tests also run against the CUDA binary: IMGSIM_TEST_BINARY).
+    let out = imgsim(&[
+        "embed",
+        "--precision",
+        "bf16",
+        "--device",
+        "cuda",
+        "--model-dir",
+        &model,
+        &photo,
+    ]);
+    out.assert_exit(2);
+    let stderr = out.stderr();
+    assert!(
+        stderr.contains("built without CUDA") || stderr.contains("no CUDA GPU: "),
+        "{stderr}"
+    );
+    // f16 is a GPU's half precision.
+    imgsim(&["embed", "--precision", "f16", "--model-dir", &model, &photo])
         .assert_exit(2)
-        .assert_stderr_has("built without CUDA");
-    }
+        .assert_stderr_has("--precision f16 runs on a GPU only")
+        .assert_stderr_has("use --precision bf16 or f32");
     imgsim(&["embed", "--precision", "fp8", "--model-dir", &model, &photo])
         .assert_exit(2)
-        .assert_stderr_has("possible values: f32, bf16, int8");
+        .assert_stderr_has("possible values: f32, bf16, int8, f16");
+}
+
+/// A GPU's f16 and bf16 convert the whole network (not the CPU's packed layers). candle runs
+/// that arithmetic on the CPU too, so its embeddings are checked here against f32's with the
+/// same weights, through the file pipeline; `scripts/gpu-check.sh` repeats it on a GPU.
+#[test]
+fn whole_network_half_precision_stays_near_f32() {
+    use candle_core::Device;
+    use imgsim::embed::Embedder;
+    use imgsim::models::{Model, WeightsSource};
+    let photos: Vec<std::path::PathBuf> = ["000000000009.jpg", "000000000025.jpg"]
+        .iter()
+        .map(|p| coco().join(p))
+        .chain([fixtures().join("images/tall.png")])
+        .collect();
+    let embed_all = |model: Model| -> Vec<Vec<f32>> {
+        let mut out = vec![Vec::new(); photos.len()];
+        Embedder::new(model, Device::Cpu)
+            .batch_size(2)
+            .embed_files(&photos, |i, r| out[i] = r.unwrap())
+            .unwrap();
+        out
+    };
+    for name in ["tiny-clip", "tiny-dinov2"] {
+        let f32_model =
+            Model::load(&WeightsSource::Dir(model_dir(name)), None, &Device::Cpu).unwrap();
+        let reference = embed_all(f32_model.to_precision(Precision::F32).unwrap());
+        for (precision, bound) in [(Precision::F16, 0.999), (Precision::Bf16, 0.99)] {
+            let model = f32_model.to_whole_network_precision(precision).unwrap();
+            assert!(model.id.ends_with(precision.id_suffix()), "{}", model.id);
+            let ours = embed_all(model);
+            for (i, (a, b)) in ours.iter().zip(&reference).enumerate() {
+                let c = cosine(a, b);
+                assert!(c >= bound, "{name} {precision}: cosine {c} for photo {i}");
+                assert_ne!(a, b, "{name} {precision} gave f32's embedding");
+            }
+        }
+        // int8 has no whole-network form.
+        assert!(f32_model
+            .to_whole_network_precision(Precision::Int8)
+            .is_err());
+    }
 }
 
 #[test]
