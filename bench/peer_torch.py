@@ -10,11 +10,17 @@ Measures, with the same threads and the same architecture (random weights, like 
 bf16 products where the CPU has AVX-512 BF16); --precision int8 first applies dynamic int8
 quantisation to the linear layers (torch.ao.quantization.quantize_dynamic, qint8 weights), the
 two ways PyTorch offers a user to run these models faster on a CPU.
+--device cuda runs on the GPU (cuda:0); there --precision f16|bf16 converts the whole model
+(model.to(torch.float16), the way users run half precision on a GPU) and the inputs, the
+model-only timings wait for the GPU (torch.cuda.synchronize), and the peak GPU memory
+(torch.cuda.max_memory_allocated) is reported.
+--min-seconds S repeats the end-to-end loop over the folder until S seconds have passed (a
+figure that rests on enough work when a fast GPU finishes the folder in under a second).
 Prints one JSON line with the same fields as imgsim's figures, and the peak resident memory.
 
 Usage: python3 bench/peer_torch.py --family clip --architecture '{"hidden_size": 768, ...}'
        [--images DIR] [--batch-size 1 --batch-size 16] [--threads 2] [--seconds 5]
-       [--precision f32|bf16|int8]
+       [--precision f32|bf16|int8|f16] [--device cpu|cuda] [--min-seconds 0]
 Needs: pip install torch transformers pillow
 """
 import argparse
@@ -34,8 +40,22 @@ IMAGENET_STD = [0.229, 0.224, 0.225]
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
 
+DEVICE = "cpu"
+HALF = {"f16": torch.float16, "bf16": torch.bfloat16}
+
+
+def sync():
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
 def quantised(model, precision):
     """The model as PyTorch runs it at `precision`, and the context its forward passes run in."""
+    if DEVICE == "cuda":
+        model = model.to("cuda")
+        if precision in HALF:
+            model = model.to(HALF[precision])
+        return model, contextlib.nullcontext
     if precision == "int8":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated, still shipped
@@ -48,6 +68,7 @@ def quantised(model, precision):
 
 def build(family, architecture, precision):
     """The model with random weights, its processor, and the embedding function of the recipe."""
+    dtype = HALF.get(precision, torch.float32) if DEVICE == "cuda" else torch.float32
     if family == "clip":
         from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModelWithProjection
         model, context = quantised(CLIPVisionModelWithProjection(CLIPVisionConfig(**architecture)).eval(), precision)
@@ -55,7 +76,7 @@ def build(family, architecture, precision):
 
         def embed(px):
             with context():
-                return model(pixel_values=px).image_embeds.float()
+                return model(pixel_values=px.to(DEVICE, dtype)).image_embeds.float()
     else:
         from transformers import BitImageProcessorPil, Dinov2Config, Dinov2Model
         model, context = quantised(Dinov2Model(Dinov2Config(**architecture)).eval(), precision)
@@ -64,40 +85,44 @@ def build(family, architecture, precision):
 
         def embed(px):
             with context():
-                return model(pixel_values=px).last_hidden_state.mean(dim=1).float()
+                return model(pixel_values=px.to(DEVICE, dtype)).last_hidden_state.float().mean(dim=1)
     return processor, embed
 
 
 def model_only(embed, batch_size, seconds):
-    px = torch.randn(batch_size, 3, 224, 224)
+    px = torch.randn(batch_size, 3, 224, 224, device=DEVICE)
     with torch.inference_mode():
         embed(px)  # warm-up
+        sync()
         start, runs = time.perf_counter(), 0
         while runs < 2 or time.perf_counter() - start < seconds:
             embed(px)
+            sync()
             runs += 1
     elapsed = time.perf_counter() - start
     return {"batch_size": batch_size, "images": runs * batch_size, "seconds": elapsed,
             "images_per_s": runs * batch_size / elapsed}
 
 
-def end_to_end(processor, embed, folder):
+def end_to_end(processor, embed, folder, min_seconds=0.0):
     paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in EXTENSIONS)
-    failed = 0
+    images = failed = 0
     start = time.perf_counter()
-    for path in paths:
-        try:
-            image = Image.open(path).convert("RGB")
-        except Exception:
-            failed += 1
-            continue
-        with torch.inference_mode():
-            inputs = processor(images=image, return_tensors="pt")
-            features = embed(inputs["pixel_values"])
-            torch.nn.functional.normalize(features, dim=-1).numpy()
+    while images == 0 or time.perf_counter() - start < min_seconds:
+        for path in paths:
+            images += 1
+            try:
+                image = Image.open(path).convert("RGB")
+            except Exception:
+                failed += 1
+                continue
+            with torch.inference_mode():
+                inputs = processor(images=image, return_tensors="pt")
+                features = embed(inputs["pixel_values"])
+                torch.nn.functional.normalize(features, dim=-1).cpu().numpy()
     elapsed = time.perf_counter() - start
-    return {"images": len(paths), "failed": failed, "seconds": elapsed,
-            "images_per_s": (len(paths) - failed) / elapsed}
+    return {"images": images, "failed": failed, "seconds": elapsed,
+            "images_per_s": (images - failed) / elapsed}
 
 
 def decode_resize_ms(processor, folder):
@@ -119,17 +144,27 @@ def main():
     ap.add_argument("--batch-size", type=int, action="append", default=[])
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--seconds", type=float, default=5.0)
-    ap.add_argument("--precision", choices=["f32", "bf16", "int8"], default="f32")
+    ap.add_argument("--precision", choices=["f32", "bf16", "int8", "f16"], default="f32")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--min-seconds", type=float, default=0.0)
     args = ap.parse_args()
+    global DEVICE
+    DEVICE = args.device
+    if DEVICE == "cpu" and args.precision == "f16":
+        sys.exit("--precision f16 is measured on a GPU only (--device cuda)")
+    if DEVICE == "cuda" and args.precision == "int8":
+        sys.exit("--precision int8 is measured on the CPU only")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     processor, embed = build(args.family, json.loads(args.architecture), args.precision)
     figures = {"model_only": [model_only(embed, b, args.seconds) for b in (args.batch_size or [1])],
-               "end_to_end": end_to_end(processor, embed, args.images) if args.images else None,
-               "end_to_end_camera": end_to_end(processor, embed, args.camera) if args.camera else None,
+               "end_to_end": end_to_end(processor, embed, args.images, args.min_seconds) if args.images else None,
+               "end_to_end_camera": end_to_end(processor, embed, args.camera, args.min_seconds) if args.camera else None,
                "decode_resize_ms": decode_resize_ms(processor, args.camera) if args.camera else None,
                "torch": torch.__version__, "threads": torch.get_num_threads(),
-               "precision": args.precision,
+               "precision": args.precision, "device": args.device,
+               "gpu": torch.cuda.get_device_name(0) if DEVICE == "cuda" else None,
+               "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if DEVICE == "cuda" else None,
                # ru_maxrss is in KiB on Linux.
                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     print(json.dumps(figures))

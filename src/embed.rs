@@ -14,8 +14,23 @@ use crate::decode;
 use crate::error::{Error, Result};
 use crate::models::Model;
 
-/// The default number of images per forward pass.
+/// The default number of images per forward pass on the CPU.
 pub const DEFAULT_BATCH_SIZE: usize = 16;
+
+/// The default on a GPU: large enough to keep it busy (a ViT-B forward pass at batch 16 is a
+/// few milliseconds there), small enough that decoding the next batch on the CPU's cores
+/// overlaps it. Not yet measured (no GPU machine so far): `scripts/gpu-check.sh` measures
+/// batch 1, 16, 64 and 256.
+pub const DEFAULT_GPU_BATCH_SIZE: usize = 64;
+
+/// The default batch size on `device`.
+pub fn default_batch_size(device: &Device) -> usize {
+    if device.is_cpu() {
+        DEFAULT_BATCH_SIZE
+    } else {
+        DEFAULT_GPU_BATCH_SIZE
+    }
+}
 
 /// One image, ready for the model: planar `3 x side x side` floats, or for a model without a
 /// network (`phash`) already its descriptor.
@@ -32,19 +47,34 @@ pub struct Embedder {
 }
 
 impl Embedder {
+    /// On the CPU half the cores decode while the model uses them all; on a GPU every core
+    /// but the one that feeds it decodes.
     pub fn new(model: Model, device: Device) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let decode_threads = if device.is_cpu() {
+            cores / 2
+        } else {
+            cores - 1
+        };
         Self {
             model,
+            batch_size: default_batch_size(&device),
             device,
-            batch_size: DEFAULT_BATCH_SIZE,
-            decode_threads: (cores / 2).max(1),
+            decode_threads: decode_threads.max(1),
         }
     }
 
     pub fn batch_size(mut self, n: usize) -> Self {
         self.batch_size = n.max(1);
         self
+    }
+
+    /// [`Self::batch_size`] when one is given; the device's default otherwise.
+    pub fn batch_size_or_default(self, n: Option<usize>) -> Self {
+        match n {
+            Some(n) => self.batch_size(n),
+            None => self,
+        }
     }
 
     pub fn decode_threads(mut self, n: usize) -> Self {

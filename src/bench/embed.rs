@@ -285,8 +285,11 @@ pub struct PeerRequest<'a> {
     pub batch_sizes: &'a [usize],
     pub threads: usize,
     pub seconds: f64,
-    /// f32, bf16 (autocast) or int8 (dynamic quantisation of the linear layers).
+    /// f32, bf16 (autocast on the CPU, the whole model on a GPU), int8 (dynamic quantisation
+    /// of the linear layers; CPU) or f16 (the whole model; GPU).
     pub precision: &'a str,
+    /// `cpu` or `cuda`.
+    pub device: &'a str,
 }
 
 /// Runs the committed PyTorch + transformers peer script and reads its JSON figures.
@@ -297,7 +300,8 @@ pub fn run_peer(req: &PeerRequest) -> std::result::Result<Figures, String> {
         .args(["--architecture", &req.architecture.to_string()])
         .args(["--threads", &req.threads.to_string()])
         .args(["--seconds", &req.seconds.to_string()])
-        .args(["--precision", req.precision]);
+        .args(["--precision", req.precision])
+        .args(["--device", req.device]);
     for b in req.batch_sizes {
         cmd.args(["--batch-size", &b.to_string()]);
     }

@@ -261,9 +261,11 @@ pub struct EmbedBenchArgs {
     /// each (a long run must not grow).
     #[arg(long, default_value_t = 1, value_name = "N")]
     repeat: usize,
-    /// The larger batch size measured beside batch 1.
-    #[arg(long, default_value_t = imgsim::embed::DEFAULT_BATCH_SIZE)]
-    batch_size: usize,
+    /// Batch sizes of the model-only runs, comma-separated; one size N measures 1 and N
+    /// [default: 1 and the device's batch, 16 on the CPU, 64 on a GPU]. The end-to-end runs
+    /// use the device's batch when it is listed, else the largest.
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    batch_size: Vec<usize>,
     /// Seconds spent on each model-only measurement.
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
@@ -278,7 +280,8 @@ pub struct EmbedBenchArgs {
     peer_script: PathBuf,
     #[arg(long, value_enum, default_value_t = imgsim::device::DeviceChoice::Auto)]
     device: imgsim::device::DeviceChoice,
-    /// Precisions to measure, comma-separated (f32, bf16, int8). Every one but f32 is also
+    /// Precisions to measure, comma-separated (f32; bf16, int8 on the CPU; f16, bf16 on a
+    /// GPU). Every one but f32 is also
     /// compared with f32 of the same weights over --images (cosine of the embeddings and
     /// overlap of the 10 nearest neighbours), so f32 runs first whenever images are given.
     #[arg(
@@ -350,10 +353,21 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
         Vec::new()
     };
     let budget = Duration::from_secs_f64(args.seconds);
-    let batch_sizes = if args.batch_size == 1 {
-        vec![1]
+    let device_batch = imgsim::embed::default_batch_size(&device);
+    let batch_sizes = match args.batch_size.as_slice() {
+        [] => vec![1, device_batch],
+        [1] => vec![1],
+        [n] => vec![1, *n],
+        list => list.to_vec(),
+    };
+    anyhow::ensure!(
+        !batch_sizes.contains(&0),
+        "--batch-size: a batch holds at least 1 image"
+    );
+    let end_to_end_batch = if batch_sizes.contains(&device_batch) {
+        device_batch
     } else {
-        vec![1, args.batch_size]
+        *batch_sizes.iter().max().expect("not empty")
     };
     for name in &args.models {
         if name.eq_ignore_ascii_case(imgsim::models::PHASH) {
@@ -382,9 +396,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
         precisions.insert(0, Precision::F32);
     }
     for p in &precisions {
-        if let Some(why) = p.unsupported_here() {
-            anyhow::bail!(why);
-        }
+        imgsim::models::check_precision(*p, &device)?;
     }
     for name in &args.models {
         let spec = find(name)?;
@@ -400,7 +412,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
             imgsim::util::reset_peak_memory();
             let model = master.to_precision(precision)?;
             let embedder =
-                imgsim::embed::Embedder::new(model, device.clone()).batch_size(args.batch_size);
+                imgsim::embed::Embedder::new(model, device.clone()).batch_size(end_to_end_batch);
             let model_only = batch_sizes
                 .iter()
                 .map(|&b| bench::model_only(&embedder, b, budget))
@@ -461,6 +473,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
                     threads,
                     seconds: args.seconds,
                     precision: precision.name(),
+                    device: if device.is_cuda() { "cuda" } else { "cpu" },
                 }) {
                     Ok(f) => (Some(f), None),
                     Err(e) => (None, Some(e)),
