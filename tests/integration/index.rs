@@ -512,7 +512,7 @@ fn names_that_are_not_utf8_keep_a_row_each_and_print_as_they_are() {
     assert_eq!(decoded, expected);
 
     // Tags find the row of the name given, and a deleted one is removed by name.
-    let tag = std::process::Command::new(env!("CARGO_BIN_EXE_imgsim"))
+    let tag = std::process::Command::new(imgsim_binary())
         .args(["tag", "add", "-t", "paris", "--db"])
         .arg(cmd.db())
         .arg(&files[0])

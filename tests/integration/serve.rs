@@ -84,7 +84,7 @@ impl Library {
 
     fn serve(&self, extra: &[&str]) -> Served {
         let data = self.dir.path().join("data");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_imgsim"))
+        let mut child = Command::new(imgsim_binary())
             .args(["serve", "--json", "--bind", "127.0.0.1:0", "--db"])
             .arg(&self.db)
             .args(extra)
@@ -564,7 +564,7 @@ fn a_token_guards_every_request_and_other_addresses_are_warned_about() {
     drop(served);
 
     // Bound to every network: a warning, louder without a token.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_imgsim"))
+    let mut child = Command::new(imgsim_binary())
         .args(["serve", "--bind", "0.0.0.0:0", "--db"])
         .arg(&library.db)
         .stdout(Stdio::null())

@@ -332,7 +332,7 @@ fn bad_queries_are_clear_errors_with_exit_2() {
 fn the_daemon_answers_text_queries_as_the_database_does() {
     let lib = Library::new();
     let db = lib.cmd.db();
-    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_imgsim"))
+    let mut daemon = std::process::Command::new(imgsim_binary())
         .args([
             "watch",
             "--settle",

@@ -10,6 +10,15 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The `imgsim` binary under test: this build's, or the one `IMGSIM_TEST_BINARY` names (the
+/// CUDA build of `scripts/build-cuda.sh`, whose CPU commands must pass the same tests).
+pub fn imgsim_binary() -> PathBuf {
+    match std::env::var_os("IMGSIM_TEST_BINARY") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_imgsim")),
+    }
+}
+
 pub fn fixtures() -> PathBuf {
     root().join("tests/fixtures")
 }
@@ -144,7 +153,7 @@ impl Imgsim {
     /// The command [`Self::run`] runs, for a test that starts it itself.
     pub fn command(&self, args: &[&str]) -> Command {
         let cache = std::env::temp_dir().join("imgsim-tests-empty-hf-cache");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_imgsim"));
+        let mut command = Command::new(imgsim_binary());
         command
             .args(args)
             .current_dir(&self.cwd)

@@ -126,7 +126,7 @@ impl Watched {
     fn start_with(&self, extra: &[&str]) -> Daemon {
         let n = std::fs::read_dir(self.dir.path()).unwrap().count();
         let stdout = self.dir.path().join(format!("daemon-{n}.jsonl"));
-        let child = Command::new(env!("CARGO_BIN_EXE_imgsim"))
+        let child = Command::new(imgsim_binary())
             .args(["watch", "--json", "--settle", "0.5"])
             .args(extra)
             .arg(&self.photos)
@@ -394,7 +394,7 @@ fn a_second_daemon_on_the_same_database_is_refused() {
     let w = Watched::new(1, 0);
     let first = w.start_watching();
     let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_imgsim"))
+    let out = Command::new(imgsim_binary())
         .arg("watch")
         .arg(&w.photos)
         .arg("--db")
