@@ -334,14 +334,19 @@ impl Store {
             return self.create_remote_table(&db, info);
         }
         let names = self.block_on(db.table_names().execute())?;
-        let table = if names.contains(&info.table) {
-            // Created before a crash that lost the manifest entry.
-            self.block_on(db.open_table(&info.table).execute())?
+        // Created before a crash that lost the manifest entry; or its creation was cut short
+        // before its first version (then it is not a table yet, and is created now).
+        let existing = if names.contains(&info.table) {
+            self.open_if_committed(&db, &info.table)?
         } else {
-            self.block_on(
+            None
+        };
+        let table = match existing {
+            Some(table) => table,
+            None => self.block_on(
                 db.create_empty_table(&info.table, rows::schema(dim))
                     .execute(),
-            )?
+            )?,
         };
         let mut all = self.tables()?;
         all.push(info.clone());
@@ -390,7 +395,9 @@ impl Store {
         let db = self.connection().db;
         let mut tables = Vec::new();
         for name in self.block_on(db.table_names().execute())? {
-            let table = self.block_on(db.open_table(&name).execute())?;
+            let Some(table) = self.open_if_committed(&db, &name)? else {
+                continue;
+            };
             let schema = self.block_on(table.schema())?;
             let meta = schema.metadata();
             let (Some(model), Some(model_id)) = (meta.get(META_MODEL), meta.get(META_MODEL_ID))
@@ -423,6 +430,21 @@ impl Store {
         }
         *self.remote_tables.lock().unwrap_or_else(|p| p.into_inner()) = tables.clone();
         Ok(tables)
+    }
+
+    /// A listed table, or `None` when it has no committed version: its creation was cut short
+    /// (a process killed while creating it) or is under way on another machine. Such a table
+    /// holds nothing; creating it again finishes it.
+    fn open_if_committed(
+        &self,
+        db: &lancedb::Connection,
+        name: &str,
+    ) -> Result<Option<lancedb::Table>> {
+        match self.runtime.block_on(db.open_table(name).execute()) {
+            Ok(table) => Ok(Some(table)),
+            Err(lancedb::Error::TableNotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error(e)),
+        }
     }
 
     /// Creates a remote table with its model in the schema's metadata. Another machine may

@@ -175,3 +175,35 @@ fn a_full_disk_stops_the_write_keeps_committed_rows_and_the_next_run_finishes() 
         repair.stdout()
     );
 }
+
+/// A process killed while it created a table (here: the folder a creation leaves before its
+/// first version, as a kill during `create` on a slow link left it on S3) does not make the
+/// database unusable: the table is not there yet, and the next `index` creates it.
+#[test]
+fn a_table_whose_creation_was_cut_short_is_created_by_the_next_index() {
+    let photos = fixtures().join("images");
+    let photos = photos.to_str().unwrap();
+    // The table's name, as a first database shows it.
+    let first = Imgsim::new();
+    first.run(&["index", photos, "-m", "phash"]).assert_exit(0);
+    let table = std::fs::read_dir(first.db())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|n| n.ends_with(".lance"))
+        .expect("a table folder");
+
+    let imgsim = Imgsim::new();
+    let tiny_clip = model_dir("tiny-clip");
+    imgsim
+        .run(&["index", photos, "--model-dir", tiny_clip.to_str().unwrap()])
+        .assert_exit(0);
+    for part in ["data", "_transactions"] {
+        std::fs::create_dir_all(imgsim.db().join(&table).join(part)).unwrap();
+    }
+    imgsim.run(&["status"]).assert_exit(0);
+    let out = imgsim.run(&["index", photos, "-m", "phash", "--json"]);
+    out.assert_exit(0);
+    imgsim
+        .run(&["similar", &format!("{photos}/tall.png"), "-m", "phash"])
+        .assert_exit(0);
+}

@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -79,10 +79,13 @@ fn http(port: u16, method: &str, path: &str) -> Option<u16> {
 }
 
 /// Forwards connections to the server; `down` drops them all and refuses new ones (as a
-/// restarting server does) until `up`.
+/// restarting server does) until `up`; `slow` holds every chunk it forwards (a slow link), so
+/// that a fault lands in the middle of the work however fast the binary under test is (a
+/// release build indexes these libraries in a fraction of a second).
 struct Proxy {
     endpoint: String,
     up: Arc<AtomicBool>,
+    delay_ms: Arc<AtomicU64>,
     open: Arc<Mutex<Vec<TcpStream>>>,
 }
 
@@ -92,8 +95,9 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let up = Arc::new(AtomicBool::new(true));
+        let delay_ms = Arc::new(AtomicU64::new(0));
         let open = Arc::new(Mutex::new(Vec::new()));
-        let (is_up, conns) = (up.clone(), open.clone());
+        let (is_up, conns, delay) = (up.clone(), open.clone(), delay_ms.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 if !is_up.load(Ordering::SeqCst) {
@@ -110,14 +114,34 @@ impl Proxy {
                     (client.try_clone().unwrap(), server.try_clone().unwrap()),
                     (server, client),
                 ] {
+                    let delay = delay.clone();
                     std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n) = from.read(&mut buf) {
+                            if n == 0 {
+                                break;
+                            }
+                            std::thread::sleep(Duration::from_millis(delay.load(Ordering::SeqCst)));
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
                         let _ = to.shutdown(Shutdown::Write);
                     });
                 }
             }
         });
-        Proxy { endpoint, up, open }
+        Proxy {
+            endpoint,
+            up,
+            delay_ms,
+            open,
+        }
+    }
+
+    fn slow(&self, per_chunk: Duration) {
+        self.delay_ms
+            .store(per_chunk.as_millis() as u64, Ordering::SeqCst);
     }
 
     fn down(&self) {
@@ -362,11 +386,13 @@ fn three_shards_at_once_index_every_file_exactly_once() {
 #[test]
 fn a_shard_killed_half_way_and_run_again_converges() {
     let Some(server) = s3_server() else { return };
+    let proxy = Proxy::start(&server.endpoint);
     let dir = tempfile::tempdir().unwrap();
     let photos = library(dir.path(), 60);
     let root = photos.to_str().unwrap();
-    let machine = Remote::new(&server.endpoint, "killed");
+    let machine = Remote::new(&proxy.endpoint, "killed");
     let shard = |i: u32| format!("{i}/2");
+    proxy.slow(Duration::from_millis(100));
     let mut child = machine.spawn(&["index", root, "-m", "phash", "--shard", &shard(1)]);
     std::thread::sleep(Duration::from_millis(1500));
     assert!(
@@ -375,6 +401,7 @@ fn a_shard_killed_half_way_and_run_again_converges() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
+    proxy.slow(Duration::ZERO);
     let rest = machine.index(root, &["--shard", &shard(2)]);
     let again = machine.index(root, &["--shard", &shard(1)]);
     let shard_two = rest["added"].as_u64().unwrap();
@@ -405,9 +432,11 @@ fn a_server_that_goes_away_mid_write_is_a_clear_error_and_a_retry_finishes() {
     let kept = first["added"].as_u64().unwrap();
     assert!(kept > 0);
 
+    proxy.slow(Duration::from_millis(50));
     let child = machine.spawn(&["index", root, "-m", "phash"]);
     std::thread::sleep(Duration::from_millis(300));
     proxy.down();
+    proxy.slow(Duration::ZERO);
     let failed = Run::from(child.wait_with_output().unwrap());
     proxy.up();
     failed
