@@ -70,7 +70,11 @@ def build(family, architecture, precision):
     """The model with random weights, its processor, and the embedding function of the recipe."""
     dtype = HALF.get(precision, torch.float32) if DEVICE == "cuda" else torch.float32
     if family == "clip":
-        from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModelWithProjection
+        from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+        try:
+            from transformers import CLIPImageProcessorPil
+        except ImportError:  # transformers releases before the PIL/torchvision processor split
+            from transformers import CLIPImageProcessor as CLIPImageProcessorPil
         model, context = quantised(CLIPVisionModelWithProjection(CLIPVisionConfig(**architecture)).eval(), precision)
         processor = CLIPImageProcessorPil()
 
@@ -78,7 +82,11 @@ def build(family, architecture, precision):
             with context():
                 return model(pixel_values=px.to(DEVICE, dtype)).image_embeds.float()
     else:
-        from transformers import BitImageProcessorPil, Dinov2Config, Dinov2Model
+        from transformers import Dinov2Config, Dinov2Model
+        try:
+            from transformers import BitImageProcessorPil
+        except ImportError:
+            from transformers import BitImageProcessor as BitImageProcessorPil
         model, context = quantised(Dinov2Model(Dinov2Config(**architecture)).eval(), precision)
         processor = BitImageProcessorPil(size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224},
                                          image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD)
