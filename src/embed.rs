@@ -1,5 +1,7 @@
 //! Images -> L2-normalised embeddings. Decoding and preprocessing run on worker threads while
-//! the model embeds the previous batch; results come back in input order through a callback,
+//! the model embeds the previous batch, and one batch is in flight: on a GPU the next batch is
+//! stacked, copied and queued before the results of the one before are read (which waits for
+//! the GPU). Results come back in input order through a callback,
 //! so that callers (the commands, the indexer, eval's extraction, the daemon) draw progress and
 //! report errors themselves. A stop flag ends the work within one forward pass.
 
@@ -107,7 +109,7 @@ impl Embedder {
     pub fn embed_image(&self, image: &RgbImage) -> Result<Vec<f32>> {
         match self.prepare_image(image)? {
             Prepared::Descriptor(vector) => Ok(vector),
-            pixels => Ok(self.run_batch(&[pixels])?.remove(0)),
+            pixels => Ok(l2_normalize_rows(&self.launch(&[pixels])?)?.remove(0)),
         }
     }
 
@@ -165,17 +167,34 @@ impl Embedder {
             let mut batch: Vec<(usize, Prepared)> = Vec::new();
             // Results that need no forward pass: errors and network-free descriptors.
             let mut done: Vec<(usize, Result<Vec<f32>>)> = Vec::new();
+            // One batch in flight: on a GPU its forward pass is queued and runs while the next
+            // batch is stacked, copied and queued behind it; its embeddings are read (which
+            // waits for the GPU) only then. On the CPU the pass has run by the time it returns.
+            let mut in_flight: Option<(Vec<usize>, Tensor)> = None;
+            // Results held back until everything before them is out (input order).
+            let mut waiting: Vec<(usize, Result<Vec<f32>>)> = Vec::new();
             let mut flush = |batch: &mut Vec<(usize, Prepared)>,
                              done: &mut Vec<(usize, Result<Vec<f32>>)>|
              -> Result<()> {
-                let mut out: Vec<(usize, Result<Vec<f32>>)> = std::mem::take(done);
-                if !batch.is_empty() {
+                waiting.append(done);
+                let launched = if batch.is_empty() {
+                    None
+                } else {
                     let (indices, prepared): (Vec<usize>, Vec<Prepared>) = batch.drain(..).unzip();
-                    let vectors = self.run_batch(&prepared)?;
-                    out.extend(indices.into_iter().zip(vectors.into_iter().map(Ok)));
+                    Some((indices, self.launch(&prepared)?))
+                };
+                if let Some((indices, embeddings)) = in_flight.take() {
+                    let vectors = l2_normalize_rows(&embeddings)?;
+                    waiting.extend(indices.into_iter().zip(vectors.into_iter().map(Ok)));
                 }
-                out.sort_by_key(|(i, _)| *i);
-                for (i, r) in out {
+                in_flight = launched;
+                // A batch's indices ascend: what comes before its first is ready.
+                let before = in_flight
+                    .as_ref()
+                    .map_or(usize::MAX, |(indices, _)| indices[0]);
+                waiting.sort_by_key(|(i, _)| *i);
+                let ready = waiting.partition_point(|(i, _)| *i < before);
+                for (i, r) in waiting.drain(..ready) {
                     on_result(i, r);
                 }
                 Ok(())
@@ -210,7 +229,9 @@ impl Embedder {
                     }
                 }
             }
-            flush(&mut batch, &mut done)
+            flush(&mut batch, &mut done)?;
+            // The last batch in flight.
+            flush(&mut Vec::new(), &mut Vec::new())
         })
     }
 
@@ -241,7 +262,9 @@ impl Embedder {
         })
     }
 
-    fn run_batch(&self, batch: &[Prepared]) -> Result<Vec<Vec<f32>>> {
+    /// Stacks a batch, copies it to the device and queues the forward pass: the embeddings
+    /// (not yet normalised), still on the device.
+    fn launch(&self, batch: &[Prepared]) -> Result<Tensor> {
         let side = side(&batch[0]);
         let mut flat = Vec::with_capacity(batch.len() * 3 * side * side);
         for p in batch {
@@ -250,7 +273,7 @@ impl Embedder {
             }
         }
         let pixel_values = Tensor::from_vec(flat, (batch.len(), 3, side, side), &self.device)?;
-        l2_normalize_rows(&self.model.forward(&pixel_values)?)
+        self.model.forward(&pixel_values)
     }
 }
 
@@ -286,6 +309,69 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 mod tests {
     use super::*;
     use crate::models::{find, WeightsSource};
+
+    /// Results come back once each, in input order, with failures in their places, and equal
+    /// whatever the batch size (a batch is read only after the next is queued).
+    #[test]
+    fn results_come_in_input_order_with_failures_in_place_at_every_batch_size() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.png");
+        std::fs::write(&bad, "not an image").unwrap();
+        let images: Vec<PathBuf> = ["gray.png", "rgba.png", "tall.png", "tiny.png"]
+            .iter()
+            .map(|n| fixtures.join("images").join(n))
+            .collect();
+        // Failures first, between batches, inside a batch and last.
+        let paths: Vec<PathBuf> = vec![
+            bad.clone(),
+            images[0].clone(),
+            images[1].clone(),
+            bad.clone(),
+            images[2].clone(),
+            images[3].clone(),
+            images[0].clone(),
+            bad.clone(),
+            images[1].clone(),
+            bad,
+        ];
+        let run = |batch: usize| -> Vec<(usize, Option<Vec<f32>>)> {
+            let model = Model::load(
+                &WeightsSource::Dir(fixtures.join("tiny-clip")),
+                None,
+                &Device::Cpu,
+            )
+            .unwrap();
+            let mut out = Vec::new();
+            Embedder::new(model, Device::Cpu)
+                .batch_size(batch)
+                .decode_threads(3)
+                .embed_files(&paths, |i, r| out.push((i, r.ok())))
+                .unwrap();
+            out
+        };
+        let one = run(1);
+        assert_eq!(
+            one.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            (0..paths.len()).collect::<Vec<_>>()
+        );
+        for (i, (_, v)) in one.iter().enumerate() {
+            let is_bad = paths[i].ends_with("bad.png");
+            assert_eq!(v.is_none(), is_bad, "path {i}");
+        }
+        for batch in [2, 3, 4, 16] {
+            let got = run(batch);
+            assert_eq!(got.len(), one.len(), "batch {batch}");
+            for ((i, a), (j, b)) in got.iter().zip(&one) {
+                assert_eq!(i, j, "batch {batch}: order");
+                match (a, b) {
+                    (Some(a), Some(b)) => assert!(cosine(a, b) > 0.99999, "batch {batch} #{i}"),
+                    (None, None) => {}
+                    _ => panic!("batch {batch} #{i}: success differs"),
+                }
+            }
+        }
+    }
 
     /// A panic in the caller's callback must unwind, not leave the decoding workers blocked.
     #[test]
