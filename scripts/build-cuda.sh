@@ -12,7 +12,8 @@
 #              no system image libraries), small enough to carry to a GPU machine for
 #              scripts/gpu-check.sh.
 #
-# Needs: what `cargo install --path .` needs (README), and python3 with pip. The CUDA 13.0
+# Needs: Rust, python3 with pip; the system packages of every build come from
+# scripts/install-build-deps.sh, which it runs first. The CUDA 13.0
 # compiler is installed from PyPI into ~/.cache/imgsim/cuda13 the first time (~105 MB of
 # wheels, ~270 MB installed; IMGSIM_CUDA_CACHE moves it); nothing else is downloaded. The
 # build shares the usual build folder ($CARGO_TARGET_DIR or target/), so only what CUDA
@@ -33,6 +34,9 @@ for arg in "$@"; do
         *) echo "build-cuda.sh: unknown argument '$arg' (a compute capability such as 80, or --check-binary)" >&2; exit 2 ;;
     esac
 done
+
+# The system packages every imgsim build needs (protoc, libheif, libturbojpeg).
+bash scripts/install-build-deps.sh
 
 cache=${IMGSIM_CUDA_CACHE:-$HOME/.cache/imgsim/cuda13}
 export CUDA_HOME=$cache/nvidia/cu13

@@ -109,7 +109,10 @@ impl Embedder {
     pub fn embed_image(&self, image: &RgbImage) -> Result<Vec<f32>> {
         match self.prepare_image(image)? {
             Prepared::Descriptor(vector) => Ok(vector),
-            pixels => Ok(l2_normalize_rows(&self.launch(&[pixels])?)?.remove(0)),
+            pixels => self.finite(
+                l2_normalize_rows(&self.launch(&[pixels])?)?.remove(0),
+                Path::new("the image"),
+            ),
         }
     }
 
@@ -185,7 +188,10 @@ impl Embedder {
                 };
                 if let Some((indices, embeddings)) = in_flight.take() {
                     let vectors = l2_normalize_rows(&embeddings)?;
-                    waiting.extend(indices.into_iter().zip(vectors.into_iter().map(Ok)));
+                    waiting.extend(indices.into_iter().zip(vectors).map(|(i, v)| {
+                        let checked = self.finite(v, &paths[i]);
+                        (i, checked)
+                    }));
                 }
                 in_flight = launched;
                 // A batch's indices ascend: what comes before its first is ready.
@@ -259,6 +265,25 @@ impl Embedder {
         Ok(Prepared::Pixels {
             side: w as usize,
             pixels: self.model.preprocess.normalize(&cropped),
+        })
+    }
+
+    /// The embedding, or an error when it holds NaN or infinity (a half-precision network's
+    /// values can outgrow f16's range): such a vector would match nothing, and is never stored.
+    fn finite(&self, vector: Vec<f32>, path: &Path) -> Result<Vec<f32>> {
+        if vector.iter().all(|x| x.is_finite()) {
+            return Ok(vector);
+        }
+        let hint = match self.model.precision {
+            crate::models::Precision::F16 => {
+                "; in --precision f16 a layer's values can exceed half precision's range: \
+                 use --precision bf16 or f32"
+            }
+            _ => "",
+        };
+        Err(Error::NonFinite {
+            path: path.to_path_buf(),
+            hint: hint.into(),
         })
     }
 
@@ -369,6 +394,38 @@ mod tests {
                     (None, None) => {}
                     _ => panic!("batch {batch} #{i}: success differs"),
                 }
+            }
+        }
+    }
+
+    /// A vector with NaN or infinity is an error naming the file (never a stored row); f16's
+    /// says what to use instead.
+    #[test]
+    fn a_non_finite_embedding_is_an_error_naming_the_file() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let f32_model = Model::load(
+            &WeightsSource::Dir(fixtures.join("tiny-clip")),
+            None,
+            &Device::Cpu,
+        )
+        .unwrap();
+        let half = f32_model
+            .to_whole_network_precision(crate::models::Precision::F16)
+            .unwrap();
+        let path = Path::new("/photos/a.jpg");
+        for (model, hint) in [(f32_model, false), (half, true)] {
+            let embedder = Embedder::new(model, Device::Cpu);
+            assert_eq!(embedder.finite(vec![0.6, 0.8], path).unwrap(), [0.6, 0.8]);
+            for bad in [f32::NAN, f32::INFINITY] {
+                let e = embedder
+                    .finite(vec![0.6, bad], path)
+                    .unwrap_err()
+                    .to_string();
+                assert!(
+                    e.starts_with("/photos/a.jpg: the model's output is not a number"),
+                    "{e}"
+                );
+                assert_eq!(e.contains("use --precision bf16 or f32"), hint, "{e}");
             }
         }
     }

@@ -113,6 +113,10 @@ pub enum Error {
     #[error("model computation failed: {0}")]
     Candle(candle_core::Error),
 
+    /// An embedding with NaN or infinite values (never stored).
+    #[error("{}: the model's output is not a number (NaN or infinite){hint}", path.display())]
+    NonFinite { path: PathBuf, hint: String },
+
     /// A `--where` filter that does not parse.
     #[error(
         "--where {query:?}: {reason} (fields: name, dir, ext, tag, taken, camera, lens, \
