@@ -114,8 +114,15 @@ pub fn fidelity(reference: &[Option<Vec<f32>>], other: &[Option<Vec<f32>>]) -> O
 /// (at least twice).
 pub fn model_only(embedder: &Embedder, batch_size: usize, budget: Duration) -> Result<ModelOnly> {
     let side = embedder.model().preprocess.crop.unwrap_or(224) as usize;
-    let pixels = Tensor::randn(0f32, 1f32, (batch_size, 3, side, side), embedder.device())?
-        .to_dtype(DType::F32)?;
+    // Drawn on the CPU (a GPU would need cuRAND) and copied once.
+    let pixels = Tensor::randn(
+        0f32,
+        1f32,
+        (batch_size, 3, side, side),
+        &candle_core::Device::Cpu,
+    )?
+    .to_device(embedder.device())?
+    .to_dtype(DType::F32)?;
     embedder.embed_pixel_values(&pixels)?;
     let start = Instant::now();
     let mut runs = 0;

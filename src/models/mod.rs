@@ -354,8 +354,9 @@ impl Model {
                 })
             }
             WeightsSource::Random(spec) => {
+                // Drawn on the CPU and then moved: a GPU then needs no cuRAND.
                 let varmap = VarMap::new();
-                let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+                let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
                 let pooling =
                     pick_pooling(spec.family, pooling.or(Some(spec.pooling)), Path::new(""))?;
                 let config = match spec.family {
@@ -380,8 +381,10 @@ impl Model {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .iter()
-                    .map(|(name, var)| (name.clone(), var.as_tensor().detach()))
-                    .collect();
+                    .map(|(name, var)| {
+                        Ok((name.clone(), var.as_tensor().detach().to_device(device)?))
+                    })
+                    .collect::<Result<_>>()?;
                 drop(varmap);
                 let vb = VarBuilder::from_tensors(plain, DType::F32, device);
                 let network = build(spec.family, &config, pooling, vb, Path::new(&spec.name))?;

@@ -63,7 +63,8 @@ pub struct CudaDevice {
     custom_modules: Arc<std::sync::RwLock<HashMap<String, Arc<cudarc::driver::CudaModule>>>>,
     stream: Arc<cudarc::driver::CudaStream>,
     pub(crate) blas: Arc<cudarc::cublas::CudaBlas>,
-    curand: Arc<Mutex<CudaRng>>,
+    // imgsim: created at the first random draw, not with the device (see `curand()`).
+    curand: Arc<Mutex<Option<CudaRng>>>,
     seed_value: Arc<RwLock<u64>>,
 }
 
@@ -362,6 +363,29 @@ impl CudaDevice {
 }
 
 impl CudaDevice {
+    /// imgsim: cuRAND, made at the first random draw from the current seed. Upstream makes it
+    /// with the device, so a machine without libcurand (PyTorch's CUDA 13 wheels, where users
+    /// find their CUDA libraries, do not ship it) could not use the GPU at all; cudarc panics
+    /// when it cannot load the library, which becomes this draw's error.
+    fn curand(&self) -> Result<std::sync::MutexGuard<'_, Option<CudaRng>>> {
+        let mut guard = self.curand.lock().unwrap();
+        if guard.is_none() {
+            let seed = *self.seed_value.read().unwrap();
+            let stream = self.stream.clone();
+            let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                cudarc::curand::CudaRng::new(seed, stream)
+            }))
+                .map_err(|_| {
+                    crate::Error::Msg(
+                        "random numbers on the GPU need cuRAND (libcurand), which could not be loaded"
+                            .into(),
+                    )
+                })?;
+            *guard = Some(CudaRng(made.w()?));
+        }
+        Ok(guard)
+    }
+
     pub fn new_with_stream(ordinal: usize) -> Result<Self> {
         let context = cudarc::driver::CudaContext::new(ordinal).w()?;
         let stream = context.new_stream().w()?;
@@ -373,7 +397,6 @@ impl CudaDevice {
         stream: Arc<cudarc::driver::CudaStream>,
     ) -> Result<Self> {
         let blas = cudarc::cublas::CudaBlas::new(stream.clone()).w()?;
-        let curand = cudarc::curand::CudaRng::new(299792458, stream.clone()).w()?;
         let module_store = ModuleStore {
             mdls: [const { None }; kernels::ALL_IDS.len()],
         };
@@ -382,7 +405,7 @@ impl CudaDevice {
             context,
             stream,
             blas: Arc::new(blas),
-            curand: Arc::new(Mutex::new(CudaRng(curand))),
+            curand: Arc::new(Mutex::new(None)),
             modules: Arc::new(std::sync::RwLock::new(module_store)),
             custom_modules: Arc::new(std::sync::RwLock::new(HashMap::new())),
             seed_value: Arc::new(RwLock::new(299792458)),
@@ -402,8 +425,8 @@ impl BackendDevice for CudaDevice {
     fn set_seed(&self, seed: u64) -> Result<()> {
         // We do not call set_seed but instead create a new curand object. This ensures that the
         // state will be identical and the same random numbers will be generated.
-        let mut curand = self.curand.lock().unwrap();
-        curand.0 = cudarc::curand::CudaRng::new(seed, self.stream.clone()).w()?;
+        // imgsim: dropped here and made again from the new seed at the next draw.
+        *self.curand.lock().unwrap() = None;
         *self.seed_value.write().unwrap() = seed;
         Ok(())
     }
@@ -479,7 +502,8 @@ impl BackendDevice for CudaDevice {
 
     fn rand_uniform(&self, shape: &Shape, dtype: DType, lo: f64, up: f64) -> Result<CudaStorage> {
         let elem_count = shape.elem_count();
-        let curand = self.curand.lock().unwrap();
+        let curand = self.curand()?;
+        let curand = curand.as_ref().expect("made by curand()");
         let slice = match dtype {
             // TODO: Add support for F16 and BF16 though this is likely to require some upstream
             // cudarc changes.
@@ -529,7 +553,8 @@ impl BackendDevice for CudaDevice {
         // TODO: Add support for F16 and BF16 though this is likely to require some upstream
         // cudarc changes.
         let elem_count = shape.elem_count();
-        let curand = self.curand.lock().unwrap();
+        let curand = self.curand()?;
+        let curand = curand.as_ref().expect("made by curand()");
         // curand can only generate an odd number of values.
         // https://github.com/huggingface/candle/issues/734
         let elem_count_round = if elem_count % 2 == 1 {
