@@ -216,11 +216,11 @@ fn whole_network(master: &Model, precision: Precision) -> imgsim::Result<Model> 
 }
 
 fn relative_l2(a: &[f32], b: &[f32]) -> f64 {
-    let diff: f64 = a.iter().zip(b).map(|(x, y)| f64::from(x - y).powi(2)).sum();
-    let norm: f64 = b.iter().map(|y| f64::from(*y).powi(2)).sum();
     if a.len() != b.len() {
         return f64::INFINITY;
     }
+    let diff: f64 = a.iter().zip(b).map(|(x, y)| f64::from(x - y).powi(2)).sum();
+    let norm: f64 = b.iter().map(|y| f64::from(*y).powi(2)).sum();
     (diff / norm).sqrt()
 }
 

@@ -102,17 +102,14 @@ impl Embedder {
                 error,
             }
         })?;
-        self.embed_image(&decoded)
+        self.embed_image(&decoded, Path::new(name))
     }
 
-    /// Embeds one decoded image.
-    pub fn embed_image(&self, image: &RgbImage) -> Result<Vec<f32>> {
+    /// Embeds one decoded image; `name` names it in errors.
+    pub fn embed_image(&self, image: &RgbImage, name: &Path) -> Result<Vec<f32>> {
         match self.prepare_image(image)? {
             Prepared::Descriptor(vector) => Ok(vector),
-            pixels => self.finite(
-                l2_normalize_rows(&self.launch(&[pixels])?)?.remove(0),
-                Path::new("the image"),
-            ),
+            pixels => self.finite(l2_normalize_rows(&self.launch(&[pixels])?)?.remove(0), name),
         }
     }
 

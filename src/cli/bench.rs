@@ -281,9 +281,9 @@ pub struct EmbedBenchArgs {
     #[arg(long, value_enum, default_value_t = imgsim::device::DeviceChoice::Auto)]
     device: imgsim::device::DeviceChoice,
     /// Precisions to measure, comma-separated (f32; bf16, int8 on the CPU; f16, bf16 on a
-    /// GPU). Every one but f32 is also
-    /// compared with f32 of the same weights over --images (cosine of the embeddings and
-    /// overlap of the 10 nearest neighbours), so f32 runs first whenever images are given.
+    /// GPU). Every one but f32 is also compared with f32 of the same weights over --images
+    /// (cosine of the embeddings and overlap of the 10 nearest neighbours), so f32 runs first
+    /// whenever images are given.
     #[arg(
         long,
         value_enum,
@@ -473,7 +473,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<Outcome> {
                     threads,
                     seconds: args.seconds,
                     precision: precision.name(),
-                    device: if device.is_cuda() { "cuda" } else { "cpu" },
+                    device: imgsim::device::describe(&device),
                 }) {
                     Ok(f) => (Some(f), None),
                     Err(e) => (None, Some(e)),

@@ -58,8 +58,8 @@ pub struct EvalModelArgs {
     #[arg(long, value_enum, default_value_t = imgsim::device::DeviceChoice::Auto)]
     device: imgsim::device::DeviceChoice,
     /// Precisions to compare, comma-separated (f32; bf16, int8 on the CPU; f16, bf16 on a
-    /// GPU; see `--precision` of `index`): each
-    /// model runs once per precision, reported as e.g. `dinov2-base+bf16` (phash once).
+    /// GPU; see `--precision` of `index`): each model runs once per precision, reported as
+    /// e.g. `dinov2-base+bf16` (phash once).
     #[arg(
         long,
         value_enum,

@@ -226,7 +226,7 @@ impl Model {
             check_precision(precision, device)?;
         }
         let mut model = Self::load_f32(source, pooling, device)?;
-        model.convert(precision)?;
+        model.convert(precision, !device.is_cpu())?;
         Ok(model)
     }
 
@@ -252,21 +252,24 @@ impl Model {
             precision: Precision::F32,
             network: self.network.clone(),
         };
-        model.convert(precision)?;
+        let on_gpu = self.device().is_some_and(|d| !d.is_cpu());
+        model.convert(precision, on_gpu)?;
         Ok(model)
     }
 
-    fn convert(&mut self, precision: Precision) -> Result<()> {
+    /// To `precision`: the whole network (a GPU's f16 and bf16), or the CPU's packed layers.
+    fn convert(&mut self, precision: Precision, whole_network: bool) -> Result<()> {
         if self.family == Family::Phash || precision == Precision::F32 {
             return Ok(());
         }
-        if self.device().is_some_and(|d| !d.is_cpu()) {
-            return self.convert_whole_network(precision);
-        }
-        match &mut self.network {
-            Network::Clip(m) => m.set_precision(precision)?,
-            Network::Dinov2(m) => m.set_precision(precision)?,
-            Network::Phash => {}
+        if whole_network {
+            self.convert_whole_network(precision)?;
+        } else {
+            match &mut self.network {
+                Network::Clip(m) => m.set_precision(precision)?,
+                Network::Dinov2(m) => m.set_precision(precision)?,
+                Network::Phash => {}
+            }
         }
         self.id.push_str(precision.id_suffix());
         self.precision = precision;
@@ -290,8 +293,6 @@ impl Model {
             Network::Dinov2(m) => *m = m.to_dtype(dtype)?,
             Network::Phash => {}
         }
-        self.id.push_str(precision.id_suffix());
-        self.precision = precision;
         Ok(())
     }
 
@@ -300,7 +301,7 @@ impl Model {
     #[doc(hidden)]
     pub fn to_whole_network_precision(&self, precision: Precision) -> Result<Self> {
         let mut model = self.to_precision(Precision::F32)?;
-        model.convert_whole_network(precision)?;
+        model.convert(precision, true)?;
         Ok(model)
     }
 
@@ -430,7 +431,6 @@ impl Model {
         }
     }
 
-    /// Embeddings (not normalised) for a batch of pixel values `[B, 3, H, W]`.
     /// The embeddings (not yet L2-normalised) of `[B, 3, H, W]` pixel values, computed where
     /// and in the type the weights are (a half-precision network gets its input converted);
     /// f32 out.
